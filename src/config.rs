@@ -1,0 +1,286 @@
+//! Settings: one struct read from the command line and the environment (the same names), with
+//! demo defaults, turned into the configuration of each server.
+//!
+//! Every variable of the interface contract (`../shared/DESIGN.md`) is a field here; nothing
+//! else in the crate reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use url::Url;
+
+/// The MFA class that Auth0 issues and the demo requests on step-up.
+pub const PAPE_MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fabrikam",
+    version,
+    about = "Step-up authentication demo: the Fabrikam intranet and Fabrikam ID"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// The intranet and Fabrikam ID in one process (the default).
+    Demo,
+    /// The intranet alone, against the provider at OIDC_ISSUER_URL.
+    Intranet,
+    /// Fabrikam ID, the mock OpenID Provider, alone.
+    Idp,
+}
+
+/// Every setting, with the demo's defaults. Each field is also an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Intranet bind address (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "FABRIKAM_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub fabrikam_addr: SocketAddr,
+    /// Base URL the browser sees for the intranet (default http://<FABRIKAM_ADDR>).
+    #[arg(long, env = "FABRIKAM_PUBLIC_URL", global = true)]
+    pub fabrikam_public_url: Option<Url>,
+    /// The OpenID Provider's issuer (default: the embedded Fabrikam ID).
+    #[arg(long, env = "OIDC_ISSUER_URL", global = true)]
+    pub oidc_issuer_url: Option<Url>,
+    #[arg(
+        long,
+        env = "OIDC_CLIENT_ID",
+        default_value = "fabrikam-intranet",
+        global = true
+    )]
+    pub oidc_client_id: String,
+    #[arg(
+        long,
+        env = "OIDC_CLIENT_SECRET",
+        default_value = "fabrikam-demo-secret",
+        hide_default_value = true,
+        global = true
+    )]
+    pub oidc_client_secret: SecretString,
+    /// Space-separated acr values requested and accepted on step-up.
+    #[arg(long, env = "STEPUP_ACR_VALUES", default_value = PAPE_MULTI_FACTOR, global = true)]
+    pub stepup_acr_values: String,
+    /// An amr value that also satisfies the step-up policy; empty = acr only.
+    #[arg(long, env = "STEPUP_ACCEPT_AMR", default_value = "mfa", global = true)]
+    pub stepup_accept_amr: String,
+    /// How fresh (auth_time) a multi-factor login must be for salary pages.
+    #[arg(long, env = "STEPUP_MAX_AGE_SECS", default_value_t = 600, global = true)]
+    pub stepup_max_age_secs: u64,
+    /// At least 64 bytes, hex or base64, for the session cookie key (default: random per process).
+    #[arg(long, env = "SESSION_SECRET", hide_env_values = true, global = true)]
+    pub session_secret: Option<SecretString>,
+    /// Redis for server-side sessions shared by several intranet processes.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<SecretString>,
+    /// Demo data and the audit log.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite:fabrikam.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Fabrikam ID bind address.
+    #[arg(long, env = "IDP_ADDR", default_value = "127.0.0.1:9090", global = true)]
+    pub idp_addr: SocketAddr,
+    /// Fabrikam ID's issuer URL (default http://<IDP_ADDR>).
+    #[arg(long, env = "IDP_ISSUER_URL", global = true)]
+    pub idp_issuer_url: Option<Url>,
+    /// Ask every login for the second factor unless the browser is remembered.
+    #[arg(long, env = "IDP_MFA_AT_LOGIN", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub idp_mfa_at_login: bool,
+    /// A PKCS#8 PEM file with Fabrikam ID's P-256 signing key (default: generated at start).
+    #[arg(long, env = "IDP_SIGNING_KEY", global = true)]
+    pub idp_signing_key: Option<PathBuf>,
+    /// Expose Fabrikam ID's JSON test-control API under /test-control (never in production).
+    #[arg(long, env = "IDP_TEST_CONTROL", default_value_t = false, global = true)]
+    pub test_control: bool,
+    /// The aud that access tokens for /api/... must carry (RFC 9068).
+    #[arg(long, env = "API_AUDIENCE", default_value = "fabrikam-api", global = true)]
+    pub api_audience: String,
+    /// ID-token claim (array of strings) that carries the user's roles.
+    #[arg(long, env = "ROLES_CLAIM", default_value = "roles", global = true)]
+    pub roles_claim: String,
+}
+
+/// One client registered at Fabrikam ID.
+#[derive(Debug, Clone)]
+pub struct ClientRegistration {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub redirect_uris: Vec<Url>,
+    pub post_logout_redirect_uris: Vec<Url>,
+}
+
+/// What Fabrikam ID needs to run.
+#[derive(Debug, Clone)]
+pub struct IdpConfig {
+    pub issuer: Url,
+    pub clients: Vec<ClientRegistration>,
+    pub mfa_at_login: bool,
+    pub test_control: bool,
+    pub api_audience: String,
+    pub signing_key_pem: Option<PathBuf>,
+}
+
+/// The step-up requirement of the salary pages, as configured.
+#[derive(Debug, Clone)]
+pub struct StepUpConfig {
+    pub acr_values: Vec<String>,
+    pub accept_amr: Option<String>,
+    pub max_age: Duration,
+}
+
+/// What the intranet needs to run.
+#[derive(Debug, Clone)]
+pub struct IntranetConfig {
+    pub public_url: Url,
+    pub issuer_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub stepup: StepUpConfig,
+    pub session_secret: Option<SecretString>,
+    pub redis_url: Option<SecretString>,
+    pub database_url: String,
+    pub api_audience: String,
+    pub roles_claim: String,
+}
+
+/// `http://<addr>/` for a bound address.
+pub fn url_for(addr: SocketAddr) -> Url {
+    Url::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL")
+}
+
+impl Settings {
+    /// The settings with no environment and no flags: the demo's defaults.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["fabrikam"]).settings
+    }
+
+    /// The intranet's public URL, given the address it is bound to.
+    pub fn intranet_public_url(&self, bound: SocketAddr) -> Url {
+        self.fabrikam_public_url.clone().unwrap_or_else(|| url_for(bound))
+    }
+
+    /// Fabrikam ID's issuer, given the address it is bound to.
+    pub fn idp_issuer(&self, bound: SocketAddr) -> Url {
+        self.idp_issuer_url.clone().unwrap_or_else(|| url_for(bound))
+    }
+
+    /// Fabrikam ID's configuration: one client, the intranet, registered from the same
+    /// variables the intranet reads.
+    pub fn idp_config(&self, idp_bound: SocketAddr, intranet_public_url: &Url) -> IdpConfig {
+        IdpConfig {
+            issuer: self.idp_issuer(idp_bound),
+            clients: vec![ClientRegistration::for_intranet(
+                &self.oidc_client_id,
+                self.oidc_client_secret.clone(),
+                intranet_public_url,
+            )],
+            mfa_at_login: self.idp_mfa_at_login,
+            test_control: self.test_control,
+            api_audience: self.api_audience.clone(),
+            signing_key_pem: self.idp_signing_key.clone(),
+        }
+    }
+
+    /// The intranet's configuration; `default_issuer` is used when `OIDC_ISSUER_URL` is unset.
+    pub fn intranet_config(&self, public_url: Url, default_issuer: Url) -> IntranetConfig {
+        IntranetConfig {
+            public_url,
+            issuer_url: self.oidc_issuer_url.clone().unwrap_or(default_issuer),
+            client_id: self.oidc_client_id.clone(),
+            client_secret: self.oidc_client_secret.clone(),
+            stepup: StepUpConfig {
+                acr_values: self
+                    .stepup_acr_values
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                accept_amr: Some(self.stepup_accept_amr.trim().to_owned()).filter(|s| !s.is_empty()),
+                max_age: Duration::from_secs(self.stepup_max_age_secs),
+            },
+            session_secret: self.session_secret.clone(),
+            redis_url: self.redis_url.clone(),
+            database_url: self.database_url.clone(),
+            api_audience: self.api_audience.clone(),
+            roles_claim: self.roles_claim.clone(),
+        }
+    }
+}
+
+impl ClientRegistration {
+    /// The intranet as a client: redirect URI `<public>/callback`, post-logout `<public>/`.
+    pub fn for_intranet(client_id: &str, client_secret: SecretString, public_url: &Url) -> Self {
+        let base = with_trailing_slash(public_url);
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret,
+            redirect_uris: vec![base.join("callback").expect("callback is a relative URL")],
+            post_logout_redirect_uris: vec![base],
+        }
+    }
+}
+
+/// `http://host/app` → `http://host/app/`, so that `join` appends rather than replaces.
+pub fn with_trailing_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.fabrikam_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.idp_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(s.oidc_client_id, "fabrikam-intranet");
+        assert_eq!(s.stepup_acr_values, PAPE_MULTI_FACTOR);
+        assert_eq!(s.stepup_accept_amr, "mfa");
+        assert_eq!(s.stepup_max_age_secs, 600);
+        assert_eq!(s.api_audience, "fabrikam-api");
+        assert_eq!(s.roles_claim, "roles");
+        assert!(!s.idp_mfa_at_login);
+        assert!(!s.test_control);
+    }
+
+    #[test]
+    fn intranet_client_registration_uses_the_public_url() {
+        let public = Url::parse("http://127.0.0.1:8080/app").unwrap();
+        let c = ClientRegistration::for_intranet("c", SecretString::from("s"), &public);
+        assert_eq!(c.redirect_uris[0].as_str(), "http://127.0.0.1:8080/app/callback");
+        assert_eq!(
+            c.post_logout_redirect_uris[0].as_str(),
+            "http://127.0.0.1:8080/app/"
+        );
+    }
+
+    #[test]
+    fn empty_accept_amr_means_acr_only() {
+        let mut s = Settings::defaults();
+        s.stepup_accept_amr = String::new();
+        let c = s.intranet_config(url_for(s.fabrikam_addr), url_for(s.idp_addr));
+        assert_eq!(c.stepup.accept_amr, None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::defaults();
+        assert!(!format!("{s:?}").contains("fabrikam-demo-secret"));
+    }
+}

@@ -1,0 +1,64 @@
+//! The `fabrikam` binary: parse settings, bind, run. Everything else lives in the library.
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+use clap::Parser;
+use fabrikam::config::{Cli, Command, Settings};
+use fabrikam::{idp, intranet, telemetry};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    let s = cli.settings;
+    match cli.command.unwrap_or(Command::Demo) {
+        Command::Demo => demo(s).await,
+        Command::Intranet => {
+            let listener = bind(s.fabrikam_addr, "intranet")?;
+            let public = s.intranet_public_url(listener.local_addr()?);
+            let issuer = s.idp_issuer(s.idp_addr);
+            let config = s.intranet_config(public.clone(), issuer);
+            println!("Fabrikam intranet: {public}  (provider: {})", config.issuer_url);
+            intranet::build(config, listener).await?.await?;
+            Ok(())
+        }
+        Command::Idp => {
+            let listener = bind(s.idp_addr, "Fabrikam ID")?;
+            let public = s.intranet_public_url(s.fabrikam_addr);
+            let config = s.idp_config(listener.local_addr()?, &public);
+            println!(
+                "Fabrikam ID: {}  (client {} → {public})",
+                config.issuer, s.oidc_client_id
+            );
+            idp::build(config, listener).await?.await?;
+            Ok(())
+        }
+    }
+}
+
+/// Both servers in one process, as a newcomer runs them with `cargo run`.
+async fn demo(s: Settings) -> anyhow::Result<()> {
+    let intranet_listener = bind(s.fabrikam_addr, "intranet")?;
+    let idp_listener = bind(s.idp_addr, "Fabrikam ID")?;
+    let public = s.intranet_public_url(intranet_listener.local_addr()?);
+    let idp_config = s.idp_config(idp_listener.local_addr()?, &public);
+    let issuer = idp_config.issuer.clone();
+    let intranet_config = s.intranet_config(public.clone(), issuer.clone());
+    let idp = idp::build(idp_config, idp_listener).await?;
+    let site = intranet::build(intranet_config, intranet_listener).await?;
+    println!(
+        "\n  Fabrikam intranet  {public}\n  Fabrikam ID        {issuer}\n\n\
+         Demo logins (password = user name + \"-password\"):\n\
+         \x20 alice  role hr     TOTP secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\
+         \x20 bob    role sales  TOTP secret KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU\n\
+         \x20 carol  role hr     no second factor yet: enrols one at her first step-up\n\n\
+         Open {public} and sign in; salary pages ask for the authenticator code.\n"
+    );
+    tokio::try_join!(idp, site)?;
+    Ok(())
+}
+
+fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("cannot bind the {what} to {addr}"))
+}

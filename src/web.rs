@@ -1,0 +1,132 @@
+//! Neutral web plumbing shared by both servers: security headers, request logging that never
+//! records a query string, random values, PKCE, and the embedded stylesheets.
+//!
+//! The intranet and Fabrikam ID never import each other; both may import this module.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::{HttpMessage, HttpResponse};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// A fresh random value of `bytes` bytes, base64url without padding. 32 bytes (256 bits)
+/// is used for `state`, `nonce`, codes and CSRF tokens: comfortably above the 128 bits the
+/// contract asks for.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// RFC 7636 §4.2: `code_challenge = BASE64URL(SHA256(ASCII(code_verifier)))`.
+pub fn pkce_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Constant-time comparison of two secrets (client secrets, CSRF tokens).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// The security headers every response carries. `csp` is the server's
+/// Content-Security-Policy; it never allows inline script or style.
+pub fn security_headers(csp: &str) -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+}
+
+/// The request id given to each request, readable from its extensions (and logged).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Logs one line per request: method, *path only* (queries of `/authorize`, `/callback` and
+/// `/logout` carry codes and tokens, so no query is ever logged), status and time taken.
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = random_token(9);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await;
+    let micros = started.elapsed().as_micros();
+    match &res {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            if status >= 500 {
+                tracing::warn!(request_id = %id, %method, %path, status, micros, "request");
+            } else {
+                tracing::info!(request_id = %id, %method, %path, status, micros, "request");
+            }
+        }
+        Err(e) => tracing::warn!(request_id = %id, %method, %path, micros, error = %e, "request failed"),
+    }
+    res
+}
+
+/// The stylesheets, compiled into the binary so it runs from any directory.
+pub fn stylesheet(name: &str) -> Option<&'static str> {
+    match name {
+        "fabrikam.css" => Some(include_str!("../static/fabrikam.css")),
+        "idp.css" => Some(include_str!("../static/idp.css")),
+        _ => None,
+    }
+}
+
+/// `GET /static/{name}`: an embedded stylesheet, or 404.
+pub async fn static_asset(name: actix_web::web::Path<String>) -> HttpResponse {
+    match stylesheet(&name) {
+        Some(css) => HttpResponse::Ok()
+            .content_type("text/css; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+            .body(css),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("not found"),
+    }
+}
+
+/// `Cache-Control: no-store` for pages and JSON that carry personal data or tokens.
+pub const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn random_tokens_are_long_and_distinct() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn secrets_equal_compares_content() {
+        assert!(secrets_equal("abc", "abc"));
+        assert!(!secrets_equal("abc", "abd"));
+        assert!(!secrets_equal("abc", "abcd"));
+    }
+}
