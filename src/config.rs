@@ -49,7 +49,7 @@ pub struct Settings {
     pub fabrikam_public_url: Option<Url>,
     /// The OpenID Provider's issuer (default: the embedded Fabrikam ID).
     #[arg(long, env = "OIDC_ISSUER_URL", global = true)]
-    pub oidc_issuer_url: Option<Url>,
+    pub oidc_issuer_url: Option<String>,
     #[arg(
         long,
         env = "OIDC_CLIENT_ID",
@@ -143,7 +143,8 @@ pub struct StepUpConfig {
 #[derive(Debug, Clone)]
 pub struct IntranetConfig {
     pub public_url: Url,
-    pub issuer_url: Url,
+    /// Exactly as the provider spells it (`iss` is compared as a string, OIDC Core §3.1.3.7).
+    pub issuer_url: String,
     pub client_id: String,
     pub client_secret: SecretString,
     pub stepup: StepUpConfig,
@@ -193,7 +194,7 @@ impl Settings {
     }
 
     /// The intranet's configuration; `default_issuer` is used when `OIDC_ISSUER_URL` is unset.
-    pub fn intranet_config(&self, public_url: Url, default_issuer: Url) -> IntranetConfig {
+    pub fn intranet_config(&self, public_url: Url, default_issuer: String) -> IntranetConfig {
         IntranetConfig {
             public_url,
             issuer_url: self.oidc_issuer_url.clone().unwrap_or(default_issuer),
@@ -227,6 +228,17 @@ impl ClientRegistration {
             redirect_uris: vec![base.join("callback").expect("callback is a relative URL")],
             post_logout_redirect_uris: vec![base],
         }
+    }
+}
+
+/// An issuer URL as a string, without the lone trailing slash `Url` adds to a bare origin:
+/// `http://127.0.0.1:9090/` → `http://127.0.0.1:9090`. Fabrikam ID spells its issuer this way.
+pub fn canonical_issuer(url: &Url) -> String {
+    let s = url.as_str();
+    if url.path() == "/" && url.query().is_none() {
+        s.trim_end_matches('/').to_owned()
+    } else {
+        s.to_owned()
     }
 }
 
@@ -274,7 +286,8 @@ mod tests {
     fn empty_accept_amr_means_acr_only() {
         let mut s = Settings::defaults();
         s.stepup_accept_amr = String::new();
-        let c = s.intranet_config(url_for(s.fabrikam_addr), url_for(s.idp_addr));
+        let c = s.intranet_config(url_for(s.fabrikam_addr), canonical_issuer(&url_for(s.idp_addr)));
+        assert_eq!(c.issuer_url, "http://127.0.0.1:9090");
         assert_eq!(c.stepup.accept_amr, None);
     }
 

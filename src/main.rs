@@ -4,7 +4,7 @@ use std::net::TcpListener;
 
 use anyhow::Context;
 use clap::Parser;
-use fabrikam::config::{Cli, Command, Settings};
+use fabrikam::config::{Cli, Command, Settings, canonical_issuer};
 use fabrikam::{idp, intranet, telemetry};
 
 #[actix_web::main]
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Intranet => {
             let listener = bind(s.fabrikam_addr, "intranet")?;
             let public = s.intranet_public_url(listener.local_addr()?);
-            let issuer = s.idp_issuer(s.idp_addr);
+            let issuer = canonical_issuer(&s.idp_issuer(s.idp_addr));
             let config = s.intranet_config(public.clone(), issuer);
             println!("Fabrikam intranet: {public}  (provider: {})", config.issuer_url);
             intranet::build(config, listener).await?.await?;
@@ -43,7 +43,7 @@ async fn demo(s: Settings) -> anyhow::Result<()> {
     let idp_listener = bind(s.idp_addr, "Fabrikam ID")?;
     let public = s.intranet_public_url(intranet_listener.local_addr()?);
     let idp_config = s.idp_config(idp_listener.local_addr()?, &public);
-    let issuer = idp_config.issuer.clone();
+    let issuer = canonical_issuer(&idp_config.issuer);
     let intranet_config = s.intranet_config(public.clone(), issuer.clone());
     let idp = idp::build(idp_config, idp_listener).await?;
     let site = intranet::build(intranet_config, intranet_listener).await?;

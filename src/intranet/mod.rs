@@ -1,17 +1,179 @@
-//! The Fabrikam intranet: the relying party.
+//! The Fabrikam intranet: the relying party. Public home page, customer pages after any
+//! login, salary pages behind the step-up policy, and a JSON API that answers with RFC 9470
+//! challenges.
+//!
+//! - [`policy`]: the pure step-up decision; [`extractors`]: the guards built on it;
+//! - [`oidc`]: discovery, authorization requests, token validation; [`auth`]: the routes;
+//! - [`session`]: typed session access; [`errors`]: every failure and its page;
+//! - [`pages`], [`api`], [`data`]: what the intranet shows.
+
+pub mod api;
+pub mod auth;
+pub mod data;
+pub mod errors;
+pub mod extractors;
+pub mod oidc;
+pub mod pages;
+pub mod paths;
+pub mod policy;
+pub mod session;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::CookieContentSecurity;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::IntranetConfig;
+use errors::AppError;
+use oidc::Oidc;
+use policy::Requirement;
 
-/// Builds the intranet on an already-bound listener.
+/// The intranet's session cookie. Its own name: cookies are not isolated by port, and
+/// Fabrikam ID on the same host has its own.
+pub const SESSION_COOKIE: &str = "fabrikam_session";
+
+/// What every handler can reach.
+pub struct AppState {
+    pub oidc: Oidc,
+    pub directory: data::Directory,
+    /// The salary pages' (and API's) requirement.
+    pub salary_requirement: Requirement,
+    pub api_audience: String,
+    pub roles_claim: String,
+}
+
+impl AppState {
+    pub fn roles_claim_name(&self) -> &'static str {
+        // Shown on /me; the common case reads nicely, a custom claim is named generically.
+        if self.roles_claim == "roles" {
+            "roles"
+        } else {
+            "roles (custom claim)"
+        }
+    }
+}
+
+/// Builds the intranet on an already-bound listener. Does not contact the provider: discovery
+/// happens on the first login, so public pages work while the provider is down.
 pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Result<Server> {
-    let _ = config;
-    let server = HttpServer::new(|| App::new().route("/", web::get().to(|| async { "Fabrikam" })))
+    url::Url::parse(&config.issuer_url).context("OIDC_ISSUER_URL is not a URL")?;
+    let key = session_key(config.session_secret.as_ref())?;
+    let secure = config.public_url.scheme() == "https";
+    let issuer_origin = url::Url::parse(&config.issuer_url)?
+        .origin()
+        .ascii_serialization();
+    let salary_requirement = Requirement {
+        id: "salary".into(),
+        acr_values: config.stepup.acr_values.clone(),
+        accept_amr: config.stepup.accept_amr.clone(),
+        max_age: Some(config.stepup.max_age),
+        roles: vec!["hr".into()],
+        clock_skew: Duration::from_secs(30),
+    };
+    let state = web::Data::new(AppState {
+        oidc: Oidc::new(
+            config.issuer_url.clone(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+            &config.public_url,
+            config.roles_claim.clone(),
+        )?,
+        directory: data::Directory,
+        salary_requirement,
+        api_audience: config.api_audience.clone(),
+        roles_claim: config.roles_claim.clone(),
+    });
+    // The logout form's redirect goes to the provider, and Chrome applies form-action to
+    // redirects after a form post: allow the issuer's origin, nothing else.
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {issuer_origin}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    if config.redis_url.is_some() {
+        tracing::warn!("REDIS_URL is set but this build keeps sessions in cookies");
+    }
+    let server =
+        HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_secure(secure)
+                .cookie_content_security(CookieContentSecurity::Private)
+                .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    AppError::BadRequest(format!("The address is malformed: {e}.")).into()
+                }))
+                .app_data(
+                    web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
+                        AppError::BadRequest("The form could not be read.".into()).into()
+                    }),
+                )
+                .wrap(sessions)
+                .wrap(crate::web::security_headers(&csp))
+                .wrap(from_fn(crate::web::request_log))
+                .route(paths::HOME, web::get().to(pages::home))
+                .route(paths::LOGIN, web::get().to(auth::login))
+                .route(paths::CALLBACK, web::get().to(auth::callback))
+                .route(paths::LOGOUT, web::post().to(auth::logout))
+                .route(paths::CUSTOMERS, web::get().to(pages::customers))
+                .route(paths::CUSTOMER, web::get().to(pages::customer))
+                .route(paths::EMPLOYEES, web::get().to(pages::employees))
+                .route(paths::SALARY, web::get().to(pages::salary))
+                .route(paths::ME, web::get().to(pages::me))
+                .route(paths::API_SALARY, web::get().to(api::salary))
+                .route(paths::HEALTHZ, web::get().to(pages::healthz))
+                .route(paths::STATIC, web::get().to(crate::web::static_asset))
+                .default_service(web::to(pages::not_found))
+        })
         .listen(listener)?
         .run();
     Ok(server)
+}
+
+/// The cookie key from `SESSION_SECRET` (hex or base64, at least 64 bytes), or a random one
+/// with a warning: sessions then do not survive a restart or span several processes.
+fn session_key(secret: Option<&SecretString>) -> anyhow::Result<Key> {
+    let Some(secret) = secret else {
+        tracing::warn!(
+            "SESSION_SECRET is not set: using a random key, so sessions end when the process does"
+        );
+        return Ok(Key::generate());
+    };
+    let text = secret.expose_secret().trim();
+    let bytes = hex::decode(text)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(text).ok())
+        .or_else(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok())
+        .context("SESSION_SECRET must be hex or base64")?;
+    // Key::from panics under 64 bytes; try_from reports it.
+    Key::try_from(bytes.as_slice())
+        .map_err(|_| anyhow::anyhow!("SESSION_SECRET must decode to at least 64 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_secret_needs_64_bytes_of_hex_or_base64() {
+        assert!(session_key(Some(&SecretString::from("ab".repeat(64)))).is_ok());
+        assert!(session_key(Some(&SecretString::from("ab".repeat(63)))).is_err());
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert!(session_key(Some(&SecretString::from(b64))).is_ok());
+        assert!(session_key(Some(&SecretString::from("not a secret!"))).is_err());
+        assert!(session_key(None).is_ok());
+    }
 }

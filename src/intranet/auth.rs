@@ -1,0 +1,156 @@
+//! Login, callback and logout: the relying party's half of the authorization code flow
+//! (OIDC Core §3.1) and of RP-Initiated Logout 1.0.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::errors::AppError;
+use super::extractors::now;
+use super::oidc::LoginIntent;
+use super::paths;
+use super::session::TypedSession;
+use crate::web::secrets_equal;
+
+/// A pending login older than this is refused at the callback.
+const LOGIN_TIMEOUT_SECS: i64 = 15 * 60;
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// `GET /login?return_to=/path`: starts the code flow and sends the browser to the provider.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = match query.return_to.as_deref() {
+        None => paths::HOME,
+        Some(candidate) => paths::safe_return_to(candidate).ok_or_else(|| {
+            AppError::BadRequest("return_to must be a path on this site, such as /customers.".into())
+        })?,
+    };
+    let intent = LoginIntent {
+        return_to: return_to.to_owned(),
+        step_up: None,
+    };
+    let (url, pending) = state.oidc.authorization_request(intent, now()).await?;
+    TypedSession::from_request(&req)
+        .set_pending_login(&pending)
+        .map_err(|e| AppError::Unexpected(e.into()))?;
+    Ok(redirect(url.as_str()))
+}
+
+/// The provider's answer (OIDC Core §3.1.2.5 and §3.1.2.6).
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /callback`: checks `state`, redeems the code with the PKCE verifier, validates the ID
+/// token (nonce included), rotates the session id and sends the user where they were going.
+/// Anything wrong: an error page, and the session is not created or upgraded.
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, AppError> {
+    let session = TypedSession::from_request(&req);
+    // Taken out whatever happens next: a callback can be used once (kanidm: "prevent UI loops").
+    let pending = session.take_pending_login().ok_or_else(|| {
+        AppError::BadRequest("No sign-in is in progress in this browser, or it was already completed.".into())
+    })?;
+    let query = query.into_inner();
+    // RFC 6749 §10.12: the state must be the one this browser sent.
+    let state_ok = query
+        .state
+        .as_deref()
+        .is_some_and(|s| secrets_equal(s, &pending.state));
+    if !state_ok {
+        return Err(AppError::BadRequest(
+            "The sign-in answer does not belong to this browser's sign-in.".into(),
+        ));
+    }
+    if now() - pending.started_at > LOGIN_TIMEOUT_SECS {
+        return Err(AppError::BadRequest(
+            "The sign-in took too long. Please start again.".into(),
+        ));
+    }
+    if let Some(error) = query.error {
+        // OIDC Core §3.1.2.6. `unmet_authentication_requirements` (§5.5.1.1) answers an
+        // essential acr the provider cannot meet.
+        return Err(AppError::ProviderError {
+            error: printable(&error),
+            description: query.error_description.map(|d| printable(&d)),
+        });
+    }
+    let code = query
+        .code
+        .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
+    let (auth, id_token) = state.oidc.finish_login(&pending, code, now()).await?;
+    tracing::info!(
+        sub = %auth.subject,
+        acr = auth.acr.as_deref().unwrap_or("-"),
+        amr = %auth.amr.join(" "),
+        step_up_for = pending.step_up_for.as_deref().unwrap_or("-"),
+        "login"
+    );
+    session
+        .log_in(&auth, &id_token)
+        .map_err(|e| AppError::Unexpected(e.into()))?;
+    let target = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
+    Ok(redirect(target))
+}
+
+/// Keeps a provider's error text short and printable before it reaches a page.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+/// `POST /logout` with the session's CSRF token: forgets the session, then ends the
+/// provider's session too (RP-Initiated Logout 1.0 §2) when it offers an end-session endpoint.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, AppError> {
+    let session = TypedSession::from_request(&req);
+    if !form
+        .csrf_token
+        .as_deref()
+        .is_some_and(|t| session.csrf_matches(t))
+    {
+        return Err(AppError::Csrf);
+    }
+    let id_token = session.id_token();
+    if let Ok(Some(auth)) = session.auth() {
+        tracing::info!(sub = %auth.subject, "logout");
+    }
+    session.log_out();
+    let target = match state.oidc.logout_url(id_token).await {
+        Some(url) => url.to_string(),
+        None => paths::HOME.to_owned(),
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target))
+        .insert_header(crate::web::NO_STORE)
+        .finish())
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header(crate::web::NO_STORE)
+        .finish()
+}

@@ -1,0 +1,102 @@
+//! Typed access to the intranet's session: one struct per thing stored, one key each.
+//!
+//! Handlers and extractors never call `Session::get` with a string of their own.
+
+use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
+use actix_web::HttpRequest;
+use serde::{Deserialize, Serialize};
+
+use super::policy::AuthState;
+use crate::web::{random_token, secrets_equal};
+
+const PENDING_LOGIN: &str = "pending_login";
+const AUTH: &str = "auth";
+const ID_TOKEN: &str = "id_token";
+const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+/// A login started at the provider and not yet finished: everything the callback needs to
+/// check the answer. Taken out of the session exactly once, so a replayed callback fails.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+    /// Set when this login is a step-up for the named requirement.
+    pub step_up_for: Option<String>,
+    pub started_at: i64,
+}
+
+/// The session, typed.
+pub struct TypedSession(pub Session);
+
+impl TypedSession {
+    pub fn from_request(req: &HttpRequest) -> Self {
+        Self(req.get_session())
+    }
+
+    pub fn auth(&self) -> Result<Option<AuthState>, SessionGetError> {
+        self.0.get(AUTH)
+    }
+
+    /// Stores a new login. The session id is renewed first, so a session id planted before
+    /// the login (session fixation) is worthless afterwards.
+    pub fn log_in(&self, auth: &AuthState, id_token: &str) -> Result<(), SessionInsertError> {
+        self.0.renew();
+        self.0.insert(AUTH, auth)?;
+        self.0.insert(ID_TOKEN, id_token)?;
+        // A fresh CSRF token for the fresh session.
+        self.0.insert(CSRF, random_token(32))
+    }
+
+    /// The raw ID token kept for `id_token_hint` at RP-initiated logout.
+    pub fn id_token(&self) -> Option<String> {
+        self.0.get(ID_TOKEN).ok().flatten()
+    }
+
+    /// Forgets everything and drops the cookie.
+    pub fn log_out(&self) {
+        self.0.purge();
+    }
+
+    pub fn set_pending_login(&self, pending: &PendingLogin) -> Result<(), SessionInsertError> {
+        self.0.insert(PENDING_LOGIN, pending)
+    }
+
+    /// Takes the pending login out; a second call returns `None`.
+    pub fn take_pending_login(&self) -> Option<PendingLogin> {
+        self.0
+            .remove_as::<PendingLogin>(PENDING_LOGIN)
+            .and_then(Result::ok)
+    }
+
+    /// The CSRF token of this session, created on first use (synchronizer token pattern,
+    /// OWASP CSRF cheat sheet). Every form carries it as a hidden input.
+    pub fn csrf_token(&self) -> String {
+        if let Ok(Some(token)) = self.0.get::<String>(CSRF) {
+            return token;
+        }
+        let token = random_token(32);
+        // A failed insert only means the next form gets another token.
+        let _ = self.0.insert(CSRF, &token);
+        token
+    }
+
+    /// Whether `submitted` is this session's CSRF token.
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        match self.0.get::<String>(CSRF) {
+            Ok(Some(token)) => secrets_equal(&token, submitted),
+            _ => false,
+        }
+    }
+
+    pub fn set_flash(&self, message: &str) {
+        let _ = self.0.insert(FLASH, message);
+    }
+
+    /// The one-time message for the next page, if any.
+    pub fn take_flash(&self) -> Option<String> {
+        self.0.remove_as::<String>(FLASH).and_then(Result::ok)
+    }
+}
