@@ -88,6 +88,7 @@ pub async fn callback(
         return Err(AppError::ProviderError {
             error: printable(&error),
             description: query.error_description.map(|d| printable(&d)),
+            step_up: pending.step_up_for.is_some(),
         });
     }
     let code = query

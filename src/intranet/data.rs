@@ -49,19 +49,19 @@ type EmployeeRow = (
 
 const EMPLOYEES: &[EmployeeRow] = &[
     (
-        "Alice Andersen",
+        "Alice Ashford",
         "Head of People",
         "HR",
         &[("2024-01-01", 98_000), ("2025-04-01", 104_000)],
     ),
     (
-        "Bob Baptiste",
+        "Bob Brennan",
         "Account Executive",
         "Sales",
         &[("2023-06-01", 72_000), ("2025-04-01", 76_500)],
     ),
     (
-        "Carol Chen",
+        "Carol Castillo",
         "HR Business Partner",
         "HR",
         &[("2025-09-01", 81_000)],
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(d.customer(1).unwrap().company, "Northwind Traders");
         assert!(d.customer(0).is_none());
         assert!(d.customer(i64::MAX).is_none());
-        assert_eq!(d.employee(1).unwrap().name, "Alice Andersen");
+        assert_eq!(d.employee(1).unwrap().name, "Alice Ashford");
         assert!(d.salary_history(-1).is_none());
         assert_eq!(d.salary_history(2).unwrap().last().unwrap().amount, 76_500);
     }

@@ -54,6 +54,8 @@ pub enum AppError {
     ProviderError {
         error: String,
         description: Option<String>,
+        /// Whether the login was a step-up.
+        step_up: bool,
     },
     #[error(transparent)]
     Login(#[from] OidcError),
@@ -78,6 +80,8 @@ impl ResponseError for AppError {
             AppError::LoginRequired { .. } | AppError::Redirect(_) => StatusCode::FOUND,
             AppError::Forbidden { .. } | AppError::StepUpFailed(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            // A step-up the provider could not perform is a refusal, like a weak answer.
+            AppError::ProviderError { step_up: true, .. } => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) | AppError::ProviderError { .. } => StatusCode::BAD_REQUEST,
             AppError::Login(OidcError::Discovery(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Login(_) => StatusCode::BAD_REQUEST,
@@ -153,7 +157,7 @@ impl AppError {
                 "The form was missing its security token or came from another page. Go back, reload and try again."
                     .to_owned(),
             ),
-            AppError::ProviderError { error, description } => {
+            AppError::ProviderError { error, description, .. } => {
                 details.push(("Error", error.clone()));
                 if let Some(d) = description {
                     details.push(("Description", d.clone()));

@@ -1,1 +1,5 @@
-//! End-to-end tests: Fabrikam ID and the intranet on port 0, driven over HTTP.
+//! End-to-end tests: Fabrikam ID and the intranet on port 0 in this process, driven over HTTP
+//! with a cookie-keeping client, as a browser would.
+
+mod app;
+mod intranet;

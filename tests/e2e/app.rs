@@ -1,0 +1,394 @@
+//! `TestApp`: Fabrikam ID and the intranet on port 0 in this process, and a browser-like
+//! client (cookie jar, redirects followed by hand) with helpers that hide the OIDC dance.
+
+use std::net::TcpListener;
+
+use fabrikam::config::{Settings, canonical_issuer};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use url::Url;
+
+/// The documented demo TOTP secrets (../shared/DESIGN.md).
+pub fn totp_secret(user: &str) -> &'static str {
+    match user {
+        "alice" => "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+        "bob" => "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU",
+        other => panic!("{other} has no documented TOTP secret"),
+    }
+}
+
+/// The RFC 6238 code for a base32 secret, `step_offset` steps from now (the OP accepts ±1
+/// and each step at most once, so a second login in the same window uses offset 1).
+pub fn totp_code_for_secret(base32: &str, step_offset: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(base32).expect("valid base32");
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("valid TOTP");
+    let now = chrono::Utc::now().timestamp();
+    totp.generate((now + 30 * step_offset) as u64).to_string()
+}
+
+/// One HTTP response, read whole.
+#[derive(Debug)]
+pub struct Visit {
+    pub url: Url,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Visit {
+    pub fn location(&self) -> Option<Url> {
+        let loc = self.headers.get("location")?.to_str().ok()?;
+        self.url.join(loc).ok()
+    }
+
+    pub fn is_redirect(&self) -> bool {
+        self.status.is_redirection()
+    }
+
+    /// The query parameter `name` of the redirect target.
+    pub fn location_param(&self, name: &str) -> Option<String> {
+        self.location()?
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn has_form_field(&self, name: &str) -> bool {
+        forms(&self.body)
+            .iter()
+            .any(|f| f.fields.iter().any(|(n, _)| n == name))
+    }
+}
+
+/// A `<form>` found in a page: its action and named inputs with their values.
+#[derive(Debug, Clone)]
+pub struct Form {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// Finds every form and its `<input>`s. Enough HTML for our own templates.
+pub fn forms(html: &str) -> Vec<Form> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<form") {
+        let after = &rest[start..];
+        let end = after.find("</form>").unwrap_or(after.len());
+        let form_html = &after[..end];
+        let tag_end = form_html.find('>').unwrap_or(form_html.len());
+        let attrs = attributes(&form_html[5..tag_end]);
+        let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let mut fields = Vec::new();
+        let mut inputs = &form_html[tag_end..];
+        while let Some(i) = inputs.find("<input") {
+            let tag = &inputs[i + 6..];
+            let close = tag.find('>').unwrap_or(tag.len());
+            let a = attributes(&tag[..close]);
+            let get_input = |n: &str| a.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            if let Some(name) = get_input("name") {
+                fields.push((name, get_input("value").unwrap_or_default()));
+            }
+            inputs = &tag[close..];
+        }
+        out.push(Form {
+            action: get("action").unwrap_or_default(),
+            fields,
+        });
+        rest = &after[end.min(after.len())..];
+        if end == after.len() {
+            break;
+        }
+    }
+    out
+}
+
+fn attributes(tag: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut s = tag.trim_start();
+    while !s.is_empty() && !s.starts_with('/') {
+        let name_end = s
+            .find(|c: char| c == '=' || c.is_whitespace() || c == '/')
+            .unwrap_or(s.len());
+        let name = s[..name_end].to_ascii_lowercase();
+        s = s[name_end..].trim_start();
+        let mut value = String::new();
+        if let Some(r) = s.strip_prefix('=') {
+            let r = r.trim_start();
+            if let Some(q) = r.chars().next().filter(|c| *c == '"' || *c == '\'') {
+                let close = r[1..].find(q).map_or(r.len(), |i| i + 1);
+                value = decode_entities(&r[1..close]);
+                s = r.get(close + 1..).unwrap_or("");
+            } else {
+                let end = r.find(char::is_whitespace).unwrap_or(r.len());
+                value = decode_entities(&r[..end]);
+                s = &r[end..];
+            }
+        }
+        if !name.is_empty() {
+            out.push((name, value));
+        }
+        s = s.trim_start();
+    }
+    out
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#x2f;", "/")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+}
+
+/// Both servers and a browser.
+pub struct TestApp {
+    /// The intranet's base URL, `http://127.0.0.1:<port>`.
+    pub base: Url,
+    /// Fabrikam ID's issuer, `http://127.0.0.1:<port>`.
+    pub issuer: String,
+    /// Cookie-keeping, redirects off: the tests follow redirects themselves.
+    pub browser: reqwest::Client,
+    /// A client without cookies, for the test-control API and bearer calls.
+    pub plain: reqwest::Client,
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with the demo settings, changed by `configure`; test control is on.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        fabrikam::telemetry::init();
+        let mut s = Settings::defaults();
+        // Never inherit a developer's environment for addresses and issuers.
+        s.fabrikam_public_url = None;
+        s.oidc_issuer_url = None;
+        s.idp_issuer_url = None;
+        s.session_secret = None;
+        s.test_control = true;
+        configure(&mut s);
+        let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
+        let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
+        let public = s.intranet_public_url(intranet_listener.local_addr().unwrap());
+        let idp_config = s.idp_config(idp_listener.local_addr().unwrap(), &public);
+        let issuer = canonical_issuer(&idp_config.issuer);
+        let intranet_config = s.intranet_config(public.clone(), issuer.clone());
+        let idp = fabrikam::idp::build(idp_config, idp_listener)
+            .await
+            .expect("idp builds");
+        let site = fabrikam::intranet::build(intranet_config, intranet_listener)
+            .await
+            .expect("intranet builds");
+        tokio::spawn(idp);
+        tokio::spawn(site);
+        let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
+        TestApp {
+            base,
+            issuer,
+            browser: browser(),
+            plain: reqwest::Client::new(),
+        }
+    }
+
+    /// A second browser (its own cookies) against the same servers.
+    pub fn new_browser(&self) -> reqwest::Client {
+        browser()
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        self.base.join(path).unwrap()
+    }
+
+    pub fn idp_url(&self, path: &str) -> Url {
+        Url::parse(&format!("{}{path}", self.issuer)).unwrap()
+    }
+
+    pub async fn read(url: Url, res: reqwest::Response) -> Visit {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.text().await.unwrap_or_default();
+        Visit {
+            url,
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET without following redirects.
+    pub async fn get(&self, path_or_url: &str) -> Visit {
+        self.get_with(&self.browser, path_or_url).await
+    }
+
+    pub async fn get_with(&self, client: &reqwest::Client, path_or_url: &str) -> Visit {
+        let url = self.base.join(path_or_url).unwrap();
+        let res = client.get(url.clone()).send().await.expect("GET");
+        Self::read(url, res).await
+    }
+
+    pub async fn post_form(&self, url: Url, fields: &[(String, String)]) -> Visit {
+        let res = self
+            .browser
+            .post(url.clone())
+            .form(fields)
+            .send()
+            .await
+            .expect("POST");
+        Self::read(url, res).await
+    }
+
+    /// Follows redirects as a browser would, until a page that is not a redirect.
+    pub async fn follow(&self, mut visit: Visit) -> Visit {
+        for _ in 0..15 {
+            let Some(next) = visit.location().filter(|_| visit.is_redirect()) else {
+                return visit;
+            };
+            let res = self.browser.get(next.clone()).send().await.expect("GET");
+            visit = Self::read(next, res).await;
+        }
+        panic!("redirect loop ending at {}", visit.url);
+    }
+
+    /// Fills the form that has a field named `fields[0].0`, keeping its hidden inputs, submits
+    /// it and follows redirects.
+    pub async fn submit(&self, page: &Visit, fields: &[(&str, &str)]) -> Visit {
+        let visit = self.submit_no_follow(page, fields).await;
+        self.follow(visit).await
+    }
+
+    pub async fn submit_no_follow(&self, page: &Visit, fields: &[(&str, &str)]) -> Visit {
+        let key = fields[0].0;
+        let form = forms(&page.body)
+            .into_iter()
+            .find(|f| f.fields.iter().any(|(n, _)| n == key))
+            .unwrap_or_else(|| panic!("no form with a field {key} at {}:\n{}", page.url, page.body));
+        let mut values: Vec<(String, String)> = form
+            .fields
+            .into_iter()
+            .filter(|(n, _)| !fields.iter().any(|(k, _)| k == n))
+            .collect();
+        values.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // Checkboxes are sent only when ticked.
+        values.retain(|(n, v)| {
+            n != "remember_browser" || fields.iter().any(|(k, _)| *k == "remember_browser") && !v.is_empty()
+        });
+        let action = page.url.join(&form.action).unwrap();
+        self.post_form(action, &values).await
+    }
+
+    /// Signs in with the password at Fabrikam ID, starting from `/login?return_to=<to>`;
+    /// returns the page after following every redirect (the intranet page, or the OP's
+    /// second-factor page if one is asked for).
+    pub async fn login_to(&self, user: &str, to: &str) -> Visit {
+        let start = self.get(&format!("/login?return_to={}", urlencode(to))).await;
+        assert_eq!(
+            start.status,
+            StatusCode::FOUND,
+            "login starts with a redirect: {}",
+            start.body
+        );
+        let page = self.follow(start).await;
+        self.password(&page, user).await
+    }
+
+    pub async fn login_as(&self, user: &str) -> Visit {
+        let page = self.login_to(user, "/").await;
+        assert_eq!(page.url.path(), "/", "login as {user} lands home:\n{}", page.body);
+        page
+    }
+
+    /// Answers the OP's password page.
+    pub async fn password(&self, page: &Visit, user: &str) -> Visit {
+        assert!(
+            page.has_form_field("password"),
+            "expected the password page at {}:\n{}",
+            page.url,
+            page.body
+        );
+        self.submit(
+            page,
+            &[("username", user), ("password", &format!("{user}-password"))],
+        )
+        .await
+    }
+
+    /// Answers the OP's second-factor page with the user's current code.
+    pub async fn submit_totp(&self, page: &Visit, user: &str) -> Visit {
+        self.submit_totp_code(page, &totp_code_for_secret(totp_secret(user), 0))
+            .await
+    }
+
+    pub async fn submit_totp_code(&self, page: &Visit, code: &str) -> Visit {
+        assert!(
+            page.has_form_field("code"),
+            "expected the second-factor page at {}:\n{}",
+            page.url,
+            page.body
+        );
+        self.submit(page, &[("code", code)]).await
+    }
+
+    /// The CSRF token of the intranet page's logout form.
+    pub fn csrf_of(page: &Visit) -> String {
+        forms(&page.body)
+            .into_iter()
+            .flat_map(|f| f.fields)
+            .find(|(n, _)| n == "csrf_token")
+            .map(|(_, v)| v)
+            .expect("a page with a logout form")
+    }
+
+    // Fabrikam ID's test-control API.
+
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self.plain.request(method, self.idp_url(path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("test control");
+        assert!(res.status().is_success(), "test control {path}: {}", res.status());
+        res
+    }
+
+    /// Makes the next token(s) deviate, as `PUT /test-control/next-token` describes.
+    pub async fn next_token(&self, deviation: Value) {
+        self.control(reqwest::Method::PUT, "/test-control/next-token", Some(deviation))
+            .await;
+    }
+
+    pub async fn authorize_requests(&self) -> Vec<serde_json::Map<String, Value>> {
+        let res = self
+            .control(reqwest::Method::GET, "/test-control/authorize-requests", None)
+            .await;
+        let list: Vec<Value> = res.json().await.unwrap();
+        list.into_iter()
+            .filter_map(|v| v.get("params").and_then(Value::as_object).cloned())
+            .collect()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
