@@ -1,17 +1,151 @@
-//! Fabrikam ID: a small but honest OpenID Provider.
+//! Fabrikam ID: a small but honest OpenID Provider (code flow, PKCE, ES256, TOTP step-up).
+//!
+//! Modules: [`paths`] (every URL), [`protocol`] (the pure authorize decision), [`keys`],
+//! [`directory`], [`state`], [`session`], and one module per endpoint group.
+
+pub mod authorize;
+pub mod directory;
+pub mod discovery;
+pub mod errors;
+pub mod keys;
+pub mod logout;
+pub mod pages;
+pub mod paths;
+pub mod protocol;
+pub mod session;
+pub mod state;
+pub mod test_control;
+pub mod token;
+pub mod userinfo;
 
 use std::net::TcpListener;
 
+use actix_session::SessionMiddleware;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, web};
+use actix_web::error::InternalError;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
+use self::errors::{OAuthError, PageError};
+use self::state::Idp;
 use crate::config::IdpConfig;
 
 /// Builds Fabrikam ID on an already-bound listener (port 0 works; read the port back from it).
 pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<Server> {
-    let _ = config;
-    let server = HttpServer::new(|| App::new().route("/", web::get().to(|| async { "Fabrikam ID" })))
-        .listen(listener)?
-        .run();
+    let idp = web::Data::new(Idp::new(&config)?);
+    let csp = content_security_policy(&config);
+    // A fresh key per process: OP sessions do not survive a restart, as in a demo they need not.
+    let key = Key::generate();
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name(session::COOKIE_NAME.to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(idp.secure_cookies)
+            .build();
+        let test_control = idp.test_control;
+        App::new()
+            .app_data(idp.clone())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(16 * 1024)
+                    .error_handler(form_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(json_error),
+            )
+            .wrap(sessions)
+            .wrap(crate::web::security_headers(&csp))
+            .wrap(from_fn(crate::web::request_log))
+            .configure(|cfg| routes(cfg, test_control))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .run();
     Ok(server)
+}
+
+fn routes(cfg: &mut web::ServiceConfig, test_control: bool) {
+    use self::paths as p;
+    cfg.route(p::HOME, web::get().to(pages::home))
+        .route(p::DISCOVERY, web::get().to(discovery::configuration))
+        .route(p::JWKS, web::get().to(discovery::jwks))
+        .route(p::AUTHORIZE, web::get().to(authorize::get))
+        .route(p::AUTHORIZE, web::post().to(authorize::post))
+        .route(p::TOKEN, web::post().to(token::token))
+        .route(p::USERINFO, web::get().to(userinfo::userinfo))
+        .route(p::USERINFO, web::post().to(userinfo::userinfo))
+        .route(p::LOGOUT, web::get().to(logout::get))
+        .route(p::LOGOUT, web::post().to(logout::post))
+        .route(p::LOGIN, web::get().to(pages::login_page))
+        .route(p::LOGIN, web::post().to(pages::login))
+        .route(p::MFA, web::get().to(pages::mfa_page))
+        .route(p::MFA, web::post().to(pages::mfa))
+        .route(p::ENROLL, web::get().to(pages::enroll_form))
+        .route(p::ENROLL, web::post().to(pages::enroll))
+        .route(p::STATIC, web::get().to(crate::web::static_asset));
+    if test_control {
+        test_control::routes(cfg);
+    }
+}
+
+/// The CSP of every Fabrikam ID response. `form-action` lists the clients' origins because
+/// Chrome applies it to the redirect that follows a form POST.
+fn content_security_policy(config: &IdpConfig) -> String {
+    let mut origins: Vec<String> = config
+        .clients
+        .iter()
+        .flat_map(|c| c.redirect_uris.iter().chain(&c.post_logout_redirect_uris))
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .collect();
+    origins.sort();
+    origins.dedup();
+    let mut form_action = String::from("'self'");
+    for o in origins {
+        form_action.push(' ');
+        form_action.push_str(&o);
+    }
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+async fn not_found() -> Result<HttpResponse, PageError> {
+    Err(PageError::NotFound)
+}
+
+/// Form bodies that do not parse: JSON for `/token` (RFC 6749 §5.2), the error page elsewhere.
+fn form_error(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    tracing::info!(error = %err, path = req.path(), "unreadable form body");
+    let response = if req.path() == paths::TOKEN {
+        actix_web::ResponseError::error_response(&OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ))
+    } else {
+        actix_web::ResponseError::error_response(&PageError::bad_request("The form could not be read."))
+    };
+    InternalError::from_response(err, response).into()
+}
+
+fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    tracing::info!(error = %err, path = req.path(), "unreadable query");
+    let response = actix_web::ResponseError::error_response(&PageError::bad_request(
+        "The request's parameters could not be read.",
+    ));
+    InternalError::from_response(err, response).into()
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
+    tracing::info!(error = %err, path = req.path(), "unreadable JSON body");
+    let response = HttpResponse::BadRequest().json(serde_json::json!({
+        "error": "invalid_request", "error_description": err.to_string(),
+    }));
+    InternalError::from_response(err, response).into()
 }

@@ -1,0 +1,345 @@
+//! The pages a person sees at Fabrikam ID: home, password login, second factor (TOTP) and
+//! TOTP enrolment. Each form carries a CSRF token; each success resumes the pending sign-in.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use totp_rs::Secret;
+
+use super::authorize::resume;
+use super::directory::{TotpRefusal, totp};
+use super::errors::PageError;
+use super::protocol::AuthState;
+use super::session::{IdpSession, REMEMBER_COOKIE};
+use super::state::{Idp, REMEMBER_TTL_SECS};
+use crate::web::NO_STORE;
+
+/// The application asking, as shown to the person: client id and where it lives.
+fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
+    let pending = idp.pending(&session.pending_id()?)?;
+    let host = url::Url::parse(&pending.request.redirect_uri)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_owned(),
+            })
+        })
+        .unwrap_or_default();
+    Some(format!("{} at {host}", pending.request.client_id))
+}
+
+fn page(body: impl Template, status: StatusCode) -> Result<HttpResponse, PageError> {
+    let html = body.render().map_err(|e| PageError::Unexpected(e.into()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(NO_STORE)
+        .body(html))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "idp/home.html")]
+pub struct HomePage {
+    user: Option<String>,
+}
+
+/// `GET /`: what Fabrikam ID is, and who is signed in here.
+pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+    let user = session
+        .auth()
+        .and_then(|a| idp.directory.user(&a.user))
+        .map(|u| u.name);
+    page(HomePage { user }, StatusCode::OK)
+}
+
+#[derive(Template)]
+#[template(path = "idp/login.html")]
+struct LoginPage {
+    app: Option<String>,
+    error: Option<String>,
+    username: String,
+    csrf: String,
+}
+
+/// `GET /login`.
+pub async fn login_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+    let app = app_label(&idp, &session);
+    page(
+        LoginPage {
+            app,
+            error: None,
+            username: String::new(),
+            csrf: session.csrf_token()?,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /login`: checks the password; a wrong one shows the page again and changes nothing.
+pub async fn login(
+    req: HttpRequest,
+    session: IdpSession,
+    idp: web::Data<Idp>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    if !session.csrf_ok(form.csrf_token.as_deref()) {
+        return Err(PageError::csrf());
+    }
+    let again = |error: &str, username: String, status| {
+        page(
+            LoginPage {
+                app: app_label(&idp, &session),
+                error: Some(error.to_owned()),
+                username,
+                csrf: session.csrf_token()?,
+            },
+            status,
+        )
+    };
+    let (Some(username), Some(password)) = (form.username, form.password) else {
+        return again(
+            "Enter your user name and password.",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let username = username.trim().to_owned();
+    let checker = idp.clone();
+    let name = username.clone();
+    let user = web::block(move || checker.directory.check_password(&name, &password))
+        .await
+        .map_err(|e| PageError::Unexpected(e.into()))?;
+    let Some(user) = user else {
+        tracing::info!("password login failed");
+        return again(
+            "That user name and password do not match. Try again.",
+            username,
+            StatusCode::OK,
+        );
+    };
+    session.log_in(&user.username, idp.now())?;
+    tracing::info!(user = %user.username, "password accepted");
+    if let Some(id) = session.pending_id() {
+        idp.update_pending(&id, |p| {
+            p.password_done = true;
+            p.second_factor_done = false;
+        });
+        resume(&req, &idp, &session, StatusCode::SEE_OTHER)
+    } else {
+        Ok(HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, super::paths::HOME))
+            .finish())
+    }
+}
+
+/// The signed-in user and the pending sign-in a second-factor page needs.
+fn second_factor_context(idp: &Idp, session: &IdpSession) -> Result<(AuthState, String), PageError> {
+    let id = session.pending_id().filter(|id| idp.pending(id).is_some());
+    match (session.auth(), id) {
+        (Some(auth), Some(id)) => Ok((auth, id)),
+        _ => Err(PageError::no_pending_request()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "idp/mfa.html")]
+struct MfaPage {
+    app: Option<String>,
+    user: String,
+    error: Option<String>,
+    csrf: String,
+}
+
+/// `GET /mfa`.
+pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+    let (auth, _) = second_factor_context(&idp, &session)?;
+    if !idp.directory.has_totp(&auth.user) {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, super::paths::ENROLL))
+            .finish());
+    }
+    let app = app_label(&idp, &session);
+    page(
+        MfaPage {
+            app,
+            user: auth.user,
+            error: None,
+            csrf: session.csrf_token()?,
+        },
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf_token: Option<String>,
+    code: Option<String>,
+    remember_browser: Option<String>,
+}
+
+/// `POST /mfa`: checks the TOTP code (RFC 6238 §5.2: ±1 step, each step once).
+pub async fn mfa(
+    req: HttpRequest,
+    session: IdpSession,
+    idp: web::Data<Idp>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    if !session.csrf_ok(form.csrf_token.as_deref()) {
+        return Err(PageError::csrf());
+    }
+    let (auth, id) = second_factor_context(&idp, &session)?;
+    let code = form.code.unwrap_or_default();
+    if let Err(refusal) = idp.directory.check_totp(&auth.user, &code) {
+        tracing::info!(user = %auth.user, ?refusal, "second factor refused");
+        let error = match refusal {
+            TotpRefusal::Replayed => "That code was already used. Wait for the next code and enter it.",
+            TotpRefusal::Wrong => {
+                "That code is not right. Enter the current 6-digit code from your authenticator app."
+            }
+            TotpRefusal::NotEnrolled => "You have no authenticator set up yet.",
+        };
+        let app = app_label(&idp, &session);
+        let csrf = session.csrf_token()?;
+        return page(
+            MfaPage {
+                app,
+                user: auth.user,
+                error: Some(error.into()),
+                csrf,
+            },
+            StatusCode::OK,
+        );
+    }
+    let user = auth.user.clone();
+    session.second_factor_done(auth, idp.now())?;
+    idp.update_pending(&id, |p| p.second_factor_done = true);
+    tracing::info!(%user, "second factor accepted");
+    let mut res = resume(&req, &idp, &session, StatusCode::SEE_OTHER)?;
+    if form.remember_browser.is_some() {
+        let value = idp.remember_browser(&user);
+        let cookie = Cookie::build(REMEMBER_COOKIE, value)
+            .path("/")
+            .http_only(true)
+            .secure(idp.secure_cookies)
+            .same_site(SameSite::Lax)
+            .max_age(CookieDuration::seconds(REMEMBER_TTL_SECS))
+            .finish();
+        res.add_cookie(&cookie)
+            .map_err(|e| PageError::Unexpected(e.into()))?;
+    }
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "idp/enroll.html")]
+struct EnrollPage {
+    app: Option<String>,
+    user: String,
+    secret: String,
+    qr_data_uri: String,
+    error: Option<String>,
+    csrf: String,
+}
+
+/// This session's enrolment secret, created on first view.
+fn enroll_secret(session: &IdpSession) -> Result<Secret, PageError> {
+    if let Some(b32) = session.enroll_secret()
+        && let Ok(secret) = Secret::try_from_base32(&b32)
+    {
+        return Ok(secret);
+    }
+    let secret = Secret::generate();
+    session.set_enroll_secret(&secret.to_base32())?;
+    Ok(secret)
+}
+
+fn enroll_page(
+    idp: &Idp,
+    session: &IdpSession,
+    user: String,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let secret = enroll_secret(session)?;
+    let uri = totp(&secret, &user)
+        .and_then(|t| t.to_url().ok())
+        .ok_or_else(|| PageError::Unexpected(anyhow::anyhow!("cannot build the otpauth URI")))?;
+    let svg = qrcode::QrCode::new(uri.as_bytes())
+        .map_err(|e| PageError::Unexpected(e.into()))?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(220, 220)
+        .build();
+    page(
+        EnrollPage {
+            app: app_label(idp, session),
+            user,
+            secret: secret.to_base32(),
+            qr_data_uri: format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg)),
+            error,
+            csrf: session.csrf_token()?,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// `GET /enroll`: a QR code and the base32 secret of a new TOTP.
+pub async fn enroll_form(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+    let (auth, _) = second_factor_context(&idp, &session)?;
+    if idp.directory.has_totp(&auth.user) {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, super::paths::MFA))
+            .finish());
+    }
+    enroll_page(&idp, &session, auth.user, None)
+}
+
+/// `POST /enroll`: a valid code enrols the secret and counts as the second factor.
+pub async fn enroll(
+    req: HttpRequest,
+    session: IdpSession,
+    idp: web::Data<Idp>,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, PageError> {
+    let form = form.into_inner();
+    if !session.csrf_ok(form.csrf_token.as_deref()) {
+        return Err(PageError::csrf());
+    }
+    let (auth, id) = second_factor_context(&idp, &session)?;
+    if idp.directory.has_totp(&auth.user) {
+        return Err(PageError::bad_request(
+            "An authenticator is already set up for this account.",
+        ));
+    }
+    let secret = enroll_secret(&session)?;
+    let code = form.code.unwrap_or_default();
+    if idp.directory.enroll(&auth.user, &secret, &code).is_err() {
+        let error = "That code is not right. Scan the QR code (or type the key) and enter the current code.";
+        return enroll_page(&idp, &session, auth.user, Some(error.into()));
+    }
+    session.clear_enroll_secret();
+    tracing::info!(user = %auth.user, "TOTP enrolled");
+    session.second_factor_done(auth, idp.now())?;
+    idp.update_pending(&id, |p| p.second_factor_done = true);
+    resume(&req, &idp, &session, StatusCode::SEE_OTHER)
+}
+
+#[derive(Template)]
+#[template(path = "idp/signed_out.html")]
+pub struct SignedOutPage {}
+
+pub fn signed_out() -> Result<HttpResponse, PageError> {
+    page(SignedOutPage {}, StatusCode::OK)
+}

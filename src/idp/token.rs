@@ -1,0 +1,177 @@
+//! `/token` (OIDC Core §3.1.3, RFC 6749 §4.1.3): authenticates the client, redeems a code once
+//! with its PKCE verifier, and issues the ID token and an RFC 9068 access token.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::errors::OAuthError;
+use super::protocol::is_pkce_value;
+use super::state::{CodeGrant, Idp, TOKEN_TTL_SECS};
+use super::test_control::merge_claims;
+use crate::config::ClientRegistration;
+use crate::web::{NO_STORE, pkce_s256, random_token, secrets_equal};
+
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// RFC 6749 §2.3.1: the Basic credentials are form-urlencoded before base64.
+fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let parse = || -> Option<(String, String)> {
+        let value = value.to_str().ok()?;
+        let (scheme, encoded) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        let (id, secret) = decoded.split_once(':')?;
+        let unescape = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        Some((unescape(id)?, unescape(secret)?))
+    };
+    Some(parse().ok_or(()))
+}
+
+/// Client authentication: `client_secret_basic` or `client_secret_post`, never both
+/// (RFC 6749 §2.3), secrets compared in constant time.
+fn authenticate<'a>(
+    req: &HttpRequest,
+    idp: &'a Idp,
+    form: &TokenForm,
+) -> Result<&'a ClientRegistration, OAuthError> {
+    let (client_id, secret, basic) = match (basic_credentials(req), &form.client_secret) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ));
+        }
+        (Some(Err(())), None) => return Err(OAuthError::invalid_client(true)),
+        (Some(Ok((id, secret))), None) => {
+            if form.client_id.as_deref().is_some_and(|c| c != id) {
+                return Err(OAuthError::invalid_client(true));
+            }
+            (id, secret, true)
+        }
+        (None, Some(secret)) => match &form.client_id {
+            Some(id) => (id.clone(), secret.clone(), false),
+            None => return Err(OAuthError::invalid_client(false)),
+        },
+        (None, None) => return Err(OAuthError::invalid_client(false)),
+    };
+    use secrecy::ExposeSecret;
+    match idp.client(&client_id) {
+        Some(c) if secrets_equal(c.client_secret.expose_secret(), &secret) => Ok(c),
+        _ => {
+            tracing::info!(%client_id, "client authentication failed");
+            Err(OAuthError::invalid_client(basic))
+        }
+    }
+}
+
+/// `POST /token`.
+pub async fn token(
+    req: HttpRequest,
+    idp: web::Data<Idp>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, OAuthError> {
+    let form = form.into_inner();
+    let client = authenticate(&req, &idp, &form)?;
+    if form.grant_type.as_deref() != Some("authorization_code") {
+        return Err(match form.grant_type {
+            None => OAuthError::invalid_request("grant_type is missing"),
+            Some(_) => OAuthError::unsupported_grant_type(),
+        });
+    }
+    let code = form
+        .code
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    // Taken out before any check: a code is redeemed at most once, successfully or not.
+    let grant = idp
+        .take_code(code)
+        .ok_or_else(|| OAuthError::invalid_grant("unknown, used or expired code"))?;
+    let now = idp.now();
+    if grant.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the code expired"));
+    }
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+    }
+    // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+    if form.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    // RFC 7636 §4.6: BASE64URL(SHA256(verifier)) must equal the challenge.
+    match form.code_verifier.as_deref() {
+        Some(v) if is_pkce_value(v) && secrets_equal(&pkce_s256(v), &grant.code_challenge) => {}
+        Some(_) => return Err(OAuthError::invalid_grant("the PKCE code_verifier does not match")),
+        None => return Err(OAuthError::invalid_grant("the PKCE code_verifier is missing")),
+    }
+    let body = issue(&idp, &grant, now).map_err(OAuthError::server_error)?;
+    tracing::info!(user = %grant.user, client = %grant.client_id, acr = grant.auth.acr, "tokens issued");
+    Ok(HttpResponse::Ok()
+        .insert_header(NO_STORE)
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body))
+}
+
+fn issue(idp: &Idp, grant: &CodeGrant, now: i64) -> anyhow::Result<Value> {
+    let user = idp
+        .directory
+        .user(&grant.user)
+        .ok_or_else(|| anyhow::anyhow!("the user of a code left the directory"))?;
+    let deviation = if idp.test_control {
+        idp.control().take_token_deviation()
+    } else {
+        Default::default()
+    };
+    let exp = now + TOKEN_TTL_SECS;
+    // OIDC Core §2 and §5.1; acr/amr/auth_time per §2 and RFC 8176.
+    let mut id = json!({
+        "iss": idp.issuer, "sub": user.username, "aud": grant.client_id, "azp": grant.client_id,
+        "exp": exp, "iat": now, "auth_time": grant.auth.auth_time,
+        "acr": grant.auth.acr, "amr": grant.auth.amr, "sid": grant.sid,
+        "roles": user.roles, "name": user.name, "email": user.email,
+    });
+    if let Some(nonce) = &grant.nonce {
+        id["nonce"] = json!(nonce);
+    }
+    // RFC 9068 §2.2: the claims of a JWT access token.
+    let mut access = json!({
+        "iss": idp.issuer, "sub": user.username, "aud": idp.api_audience, "client_id": grant.client_id,
+        "iat": now, "exp": exp, "jti": random_token(16), "scope": grant.scope,
+        "acr": grant.auth.acr, "amr": grant.auth.amr, "auth_time": grant.auth.auth_time,
+        "roles": user.roles,
+    });
+    let as_map = |v: &mut Value| -> Map<String, Value> { v.as_object().cloned().unwrap_or_default() };
+    let mut id_claims = as_map(&mut id);
+    let mut access_claims = as_map(&mut access);
+    merge_claims(&mut id_claims, &deviation.id_token_claims);
+    merge_claims(&mut access_claims, &deviation.access_token_claims);
+    let id_token = idp.keys.sign("JWT", &id_claims, deviation.signature)?;
+    // RFC 9068 §2.1: `typ: at+jwt`.
+    let access_token = idp.keys.sign("at+jwt", &access_claims, deviation.signature)?;
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": TOKEN_TTL_SECS,
+        "id_token": id_token,
+        "scope": grant.scope,
+    }))
+}

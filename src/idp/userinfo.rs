@@ -1,0 +1,44 @@
+//! `/userinfo` (OIDC Core §5.3): the claims of the user an access token was issued for.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::errors::OAuthError;
+use super::state::Idp;
+use crate::web::NO_STORE;
+
+/// `GET`/`POST /userinfo` with `Authorization: Bearer <access token>` (RFC 6750 §2.1).
+pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpResponse, OAuthError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| OAuthError::invalid_token("a bearer access token is required"))?;
+    let claims = idp
+        .keys
+        .verify(token, &idp.issuer, Some(idp.now()))
+        .map_err(|_| OAuthError::invalid_token("the access token is invalid or expired"))?;
+    // Only our access tokens (RFC 9068 §4: the audience is the API), not ID tokens.
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == idp.api_audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(idp.api_audience.as_str())),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(OAuthError::invalid_token(
+            "the token is not an access token for this OP",
+        ));
+    }
+    let user = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .and_then(|sub| idp.directory.user(sub))
+        .ok_or_else(|| OAuthError::invalid_token("the token's subject is unknown"))?;
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(json!({
+        "sub": user.username, "name": user.name, "email": user.email, "roles": user.roles,
+    })))
+}
