@@ -185,7 +185,10 @@ pub fn redirect_error(
 pub fn redirect_to(uri: &str, pairs: &[(&str, &str)], status: StatusCode) -> HttpResponse {
     let location = match Url::parse(uri) {
         Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs);
+            // No pairs, no `?`: a registered URI comes back exactly as registered.
+            if !pairs.is_empty() {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
             url.to_string()
         }
         Err(_) => uri.to_owned(),

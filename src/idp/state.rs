@@ -72,7 +72,7 @@ pub fn real_now() -> i64 {
 impl Idp {
     pub fn new(config: &IdpConfig) -> anyhow::Result<Self> {
         Ok(Self {
-            issuer: config.issuer.as_str().to_owned(),
+            issuer: crate::config::canonical_issuer(&config.issuer),
             issuer_url: config.issuer.clone(),
             clients: config.clients.clone(),
             mfa_at_login: config.mfa_at_login,

@@ -156,7 +156,7 @@ pub struct TestApp {
     pub issuer: String,
     /// Cookie-keeping, redirects off: the tests follow redirects themselves.
     pub browser: reqwest::Client,
-    /// A client without cookies, for the test-control API and bearer calls.
+    /// A client without cookies or redirects, for the test-control API and bearer calls.
     pub plain: reqwest::Client,
 }
 
@@ -203,7 +203,10 @@ impl TestApp {
             base,
             issuer,
             browser: browser(),
-            plain: reqwest::Client::new(),
+            plain: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
         }
     }
 
