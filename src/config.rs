@@ -74,6 +74,10 @@ pub struct Settings {
     /// How fresh (auth_time) a multi-factor login must be for salary pages.
     #[arg(long, env = "STEPUP_MAX_AGE_SECS", default_value_t = 600, global = true)]
     pub stepup_max_age_secs: u64,
+    /// Show an explanation page with a Continue button before a step-up, instead of
+    /// redirecting to the provider at once.
+    #[arg(long, env = "STEPUP_INTERSTITIAL", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub stepup_interstitial: bool,
     /// At least 64 bytes, hex or base64, for the session cookie key (default: random per process).
     #[arg(long, env = "SESSION_SECRET", hide_env_values = true, global = true)]
     pub session_secret: Option<SecretString>,
@@ -137,6 +141,7 @@ pub struct StepUpConfig {
     pub acr_values: Vec<String>,
     pub accept_amr: Option<String>,
     pub max_age: Duration,
+    pub interstitial: bool,
 }
 
 /// What the intranet needs to run.
@@ -208,6 +213,7 @@ impl Settings {
                     .collect(),
                 accept_amr: Some(self.stepup_accept_amr.trim().to_owned()).filter(|s| !s.is_empty()),
                 max_age: Duration::from_secs(self.stepup_max_age_secs),
+                interstitial: self.stepup_interstitial,
             },
             session_secret: self.session_secret.clone(),
             redis_url: self.redis_url.clone(),

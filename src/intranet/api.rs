@@ -9,9 +9,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::errors::ApiError;
-use super::extractors::now;
-use super::policy::{AuthState, Decision, evaluate};
+use super::data::AuditEvent;
+use super::errors::{ApiError, describe_request};
+use super::extractors::{RequestMeta, now};
+use super::policy::{AuthState, Decision, Shortfall, evaluate};
 
 /// Asymmetric algorithms only: `none` and HMAC are never accepted for access tokens.
 const ALLOWED_ALGS: &[Algorithm] = &[
@@ -30,6 +31,7 @@ const ALLOWED_ALGS: &[Algorithm] = &[
 pub async fn salary(
     req: HttpRequest,
     state: web::Data<AppState>,
+    meta: RequestMeta,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let token = bearer_token(&req)?;
@@ -37,13 +39,22 @@ pub async fn salary(
     let auth = AuthState::from_claims(&claims, &state.roles_claim, now())
         .ok_or_else(|| ApiError::InvalidToken("no sub".into()))?;
     let requirement = &state.salary_requirement;
+    let subject = Some(auth.subject.as_str());
     match evaluate(&auth, requirement, now()) {
         Decision::Allow { .. } => {}
-        Decision::Forbidden { missing_role } => return Err(ApiError::Forbidden { missing_role }),
+        Decision::Forbidden { missing_role } => {
+            let detail = format!("{} needs role {missing_role}", req.path());
+            let _ = state.audit(&meta, subject, AuditEvent::Forbidden, detail).await;
+            return Err(ApiError::Forbidden { missing_role });
+        }
         // An access token never "answers" a step-up of ours, so both are the same challenge.
         Decision::StepUp { request, shortfall } | Decision::StepUpFailed { request, shortfall } => {
+            let detail = format!("API challenge: {} ({shortfall:?})", describe_request(&request));
+            let _ = state
+                .audit(&meta, subject, AuditEvent::StepUpRequested, detail)
+                .await;
             let description = match shortfall {
-                super::policy::Shortfall::Stale => "a more recent authentication is required",
+                Shortfall::Stale => "a more recent authentication is required",
                 _ => "a multi-factor authentication is required",
             };
             return Err(ApiError::InsufficientAuthentication {
@@ -52,12 +63,28 @@ pub async fn salary(
             });
         }
     }
-    let employee = state.directory.employee(*id).ok_or(ApiError::NotFound)?;
-    let history = state
-        .directory
-        .salary_history(employee.id)
+    let employee = state
+        .db
+        .employee(*id)
+        .await
+        .map_err(ApiError::database)?
         .ok_or(ApiError::NotFound)?;
-    tracing::info!(sub = %auth.subject, employee = employee.id, "salary viewed via API");
+    let history = state
+        .db
+        .salary_history(employee.id)
+        .await
+        .map_err(ApiError::database)?;
+    let detail = format!(
+        "employee {} via API; acr={} amr={}",
+        employee.id,
+        auth.acr.as_deref().unwrap_or("-"),
+        auth.amr.join(" ")
+    );
+    // No audit row, no salary.
+    state
+        .audit(&meta, subject, AuditEvent::SalaryViewedApi, detail)
+        .await
+        .map_err(ApiError::database)?;
     Ok(HttpResponse::Ok()
         .insert_header(crate::web::NO_STORE)
         .json(json!({"employee": employee, "salary_history": history})))

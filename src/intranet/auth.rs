@@ -6,10 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::AppState;
-use super::errors::AppError;
-use super::extractors::now;
+use super::data::AuditEvent;
+use super::errors::{AppError, describe_request};
+use super::extractors::{RequestMeta, now, start_step_up};
 use super::oidc::LoginIntent;
 use super::paths;
+use super::policy::{AuthState, Decision, evaluate};
 use super::session::TypedSession;
 use crate::web::secrets_equal;
 
@@ -19,26 +21,58 @@ const LOGIN_TIMEOUT_SECS: i64 = 15 * 60;
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
+    /// A requirement id (`salary`): step up to it rather than sign in plainly.
+    step_up: Option<String>,
 }
 
-/// `GET /login?return_to=/path`: starts the code flow and sends the browser to the provider.
+/// `GET /login?return_to=/path[&step_up=salary]`: starts the code flow and sends the browser
+/// to the provider. With `step_up` (the interstitial's Continue and the failure page's Try
+/// again) a signed-in user is asked for exactly what that requirement needs.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
     let return_to = match query.return_to.as_deref() {
         None => paths::HOME,
         Some(candidate) => paths::safe_return_to(candidate).ok_or_else(|| {
             AppError::BadRequest("return_to must be a path on this site, such as /customers.".into())
         })?,
     };
+    let session = TypedSession::from_request(&req);
+    if let (Some(id), Ok(Some(user))) = (query.step_up.as_deref(), session.auth()) {
+        let requirement = state
+            .requirement(id)
+            .ok_or_else(|| AppError::BadRequest("Unknown step-up requirement.".into()))?;
+        return match evaluate(&user, requirement, now()) {
+            Decision::Allow { .. } => Ok(redirect(return_to)),
+            Decision::Forbidden { missing_role } => Err(AppError::Forbidden {
+                missing_role,
+                nav: None,
+            }),
+            // The user asked to try again: a fresh step-up, whatever the last one returned.
+            Decision::StepUp { request, shortfall } | Decision::StepUpFailed { request, shortfall } => {
+                let url = start_step_up(
+                    &req,
+                    &state,
+                    &user,
+                    requirement,
+                    request,
+                    shortfall,
+                    return_to.to_owned(),
+                )
+                .await?;
+                Ok(redirect(url.as_str()))
+            }
+        };
+    }
     let intent = LoginIntent {
         return_to: return_to.to_owned(),
         step_up: None,
     };
     let (url, pending) = state.oidc.authorization_request(intent, now()).await?;
-    TypedSession::from_request(&req)
+    session
         .set_pending_login(&pending)
         .map_err(|e| AppError::Unexpected(e.into()))?;
     Ok(redirect(url.as_str()))
@@ -59,6 +93,7 @@ pub struct CallbackQuery {
 pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
+    meta: RequestMeta,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, AppError> {
     let session = TypedSession::from_request(&req);
@@ -85,8 +120,16 @@ pub async fn callback(
     if let Some(error) = query.error {
         // OIDC Core §3.1.2.6. `unmet_authentication_requirements` (§5.5.1.1) answers an
         // essential acr the provider cannot meet.
+        let error = printable(&error);
+        if pending.step_up_for.is_some() {
+            let subject = session.auth().ok().flatten().map(|a| a.subject);
+            let detail = format!("the provider answered {error}");
+            let _ = state
+                .audit(&meta, subject.as_deref(), AuditEvent::StepUpFailed, detail)
+                .await;
+        }
         return Err(AppError::ProviderError {
-            error: printable(&error),
+            error,
             description: query.error_description.map(|d| printable(&d)),
             step_up: pending.step_up_for.is_some(),
         });
@@ -105,8 +148,57 @@ pub async fn callback(
     session
         .log_in(&auth, &id_token)
         .map_err(|e| AppError::Unexpected(e.into()))?;
+    let _ = state
+        .audit(
+            &meta,
+            Some(&auth.subject),
+            AuditEvent::Login,
+            describe_login(&auth),
+        )
+        .await;
+    if let Some(requirement) = pending
+        .step_up_for
+        .as_deref()
+        .and_then(|id| state.requirement(id))
+    {
+        // Judge the answer now, as the page will: the provider may have ignored what we asked.
+        match evaluate(&auth, requirement, now()) {
+            Decision::Allow { .. } => {
+                let detail = format!("{} for {}", describe_login(&auth), pending.return_to);
+                let _ = state
+                    .audit(&meta, Some(&auth.subject), AuditEvent::StepUpSucceeded, detail)
+                    .await;
+            }
+            decision => {
+                let detail = format!("got {}; {decision:?}", describe_login(&auth));
+                let _ = state
+                    .audit(&meta, Some(&auth.subject), AuditEvent::StepUpFailed, detail)
+                    .await;
+                if let Decision::StepUpFailed { request, .. } = decision {
+                    session.set_flash(&format!(
+                        "Fabrikam ID did not complete the extra check we asked for ({}).",
+                        describe_request(&request)
+                    ));
+                }
+            }
+        }
+    }
     let target = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
     Ok(redirect(target))
+}
+
+/// `acr=… amr=… auth_time=…` for the audit trail (claims only, never the token).
+fn describe_login(auth: &AuthState) -> String {
+    format!(
+        "acr={} amr={} auth_time={}",
+        auth.acr.as_deref().unwrap_or("-"),
+        if auth.amr.is_empty() {
+            "-".to_owned()
+        } else {
+            auth.amr.join(" ")
+        },
+        auth.auth_time.map_or_else(|| "-".to_owned(), |t| t.to_string())
+    )
 }
 
 /// Keeps a provider's error text short and printable before it reaches a page.
@@ -124,6 +216,7 @@ pub struct LogoutForm {
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
+    meta: RequestMeta,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, AppError> {
     let session = TypedSession::from_request(&req);
@@ -137,8 +230,12 @@ pub async fn logout(
     let id_token = session.id_token();
     if let Ok(Some(auth)) = session.auth() {
         tracing::info!(sub = %auth.subject, "logout");
+        let _ = state
+            .audit(&meta, Some(&auth.subject), AuditEvent::Logout, "")
+            .await;
     }
     session.log_out();
+    session.set_flash("You have signed out of Fabrikam.");
     let target = match state.oidc.logout_url(id_token).await {
         Some(url) => url.to_string(),
         None => paths::HOME.to_owned(),

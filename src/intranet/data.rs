@@ -1,148 +1,253 @@
-//! The demo's business data (customers, employees, salaries), read through one small
-//! interface so handlers never know where it lives. In memory for now.
+//! The intranet's database: demo business data (customers, employees, salaries) and the
+//! audit trail, on SQLite through `sqlx`. Every query lives here; handlers call methods.
+//!
+//! The schema and the demo data are `sqlx` migrations under `migrations/`, applied at start.
 
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
 use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Customer {
     pub id: i64,
-    pub company: &'static str,
-    pub contact: &'static str,
-    pub region: &'static str,
+    pub company: String,
+    pub contact: String,
+    pub region: String,
     pub open_orders: i64,
-    pub account_manager: &'static str,
+    pub account_manager: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Employee {
     pub id: i64,
-    pub name: &'static str,
-    pub title: &'static str,
-    pub department: &'static str,
+    pub name: String,
+    pub title: String,
+    pub department: String,
+    pub manager: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SalaryEntry {
-    pub effective: &'static str,
+    pub effective_date: String,
     pub amount: i64,
-    pub currency: &'static str,
+    pub currency: String,
 }
 
-const CUSTOMERS: &[(&str, &str, &str, i64, &str)] = &[
-    ("Northwind Traders", "Maria Anders", "EMEA", 4, "Bob"),
-    ("Contoso Pharmaceuticals", "Ana Trujillo", "Americas", 2, "Bob"),
-    ("Tailspin Toys", "Antonio Moreno", "Americas", 7, "Dana"),
-    ("Wide World Importers", "Thomas Hardy", "EMEA", 1, "Bob"),
-    ("Adventure Works Cycles", "Christina Berglund", "EMEA", 3, "Dana"),
-    ("Litware Inc.", "Hanna Moos", "APAC", 0, "Dana"),
-    ("Proseware, Inc.", "Frédérique Citeaux", "EMEA", 5, "Bob"),
-    ("Woodgrove Bank", "Martín Sommer", "Americas", 2, "Dana"),
-];
+/// The kinds of audit events. Stored as their `as_str` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditEvent {
+    Login,
+    Logout,
+    StepUpRequested,
+    StepUpSucceeded,
+    StepUpFailed,
+    Forbidden,
+    SalaryViewed,
+    SalaryViewedApi,
+}
 
-/// name, title, department, salary history (effective date, annual EUR)
-type EmployeeRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [(&'static str, i64)],
-);
+impl AuditEvent {
+    pub const ALL: [AuditEvent; 8] = [
+        AuditEvent::Login,
+        AuditEvent::Logout,
+        AuditEvent::StepUpRequested,
+        AuditEvent::StepUpSucceeded,
+        AuditEvent::StepUpFailed,
+        AuditEvent::Forbidden,
+        AuditEvent::SalaryViewed,
+        AuditEvent::SalaryViewedApi,
+    ];
 
-const EMPLOYEES: &[EmployeeRow] = &[
-    (
-        "Alice Ashford",
-        "Head of People",
-        "HR",
-        &[("2024-01-01", 98_000), ("2025-04-01", 104_000)],
-    ),
-    (
-        "Bob Brennan",
-        "Account Executive",
-        "Sales",
-        &[("2023-06-01", 72_000), ("2025-04-01", 76_500)],
-    ),
-    (
-        "Carol Castillo",
-        "HR Business Partner",
-        "HR",
-        &[("2025-09-01", 81_000)],
-    ),
-    (
-        "Dana Dimitrova",
-        "Sales Manager",
-        "Sales",
-        &[("2022-03-01", 88_000), ("2024-04-01", 93_000)],
-    ),
-    (
-        "Erik Eriksen",
-        "Staff Engineer",
-        "Engineering",
-        &[("2021-01-01", 120_000), ("2025-01-01", 131_000)],
-    ),
-    (
-        "Fatima Farouk",
-        "Controller",
-        "Finance",
-        &[("2023-02-01", 99_000)],
-    ),
-];
-
-/// Read access to the demo data.
-#[derive(Debug, Default, Clone)]
-pub struct Directory;
-
-impl Directory {
-    pub fn customers(&self) -> Vec<Customer> {
-        CUSTOMERS
-            .iter()
-            .enumerate()
-            .map(
-                |(i, &(company, contact, region, open_orders, account_manager))| Customer {
-                    id: i as i64 + 1,
-                    company,
-                    contact,
-                    region,
-                    open_orders,
-                    account_manager,
-                },
-            )
-            .collect()
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Login => "login",
+            AuditEvent::Logout => "logout",
+            AuditEvent::StepUpRequested => "step_up_requested",
+            AuditEvent::StepUpSucceeded => "step_up_succeeded",
+            AuditEvent::StepUpFailed => "step_up_failed",
+            AuditEvent::Forbidden => "forbidden",
+            AuditEvent::SalaryViewed => "salary_viewed",
+            AuditEvent::SalaryViewedApi => "salary_viewed_api",
+        }
     }
 
-    pub fn customer(&self, id: i64) -> Option<Customer> {
-        self.customers().into_iter().find(|c| c.id == id)
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+/// One audit row to write.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub subject: Option<String>,
+    pub event: AuditEvent,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    /// Short and free of secrets: acr/amr values, what was asked, which page.
+    pub detail: String,
+}
+
+/// One audit row read back.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub subject: Option<String>,
+    pub event: String,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub detail: String,
+}
+
+/// Which audit rows to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub subject: Option<String>,
+    pub event: Option<AuditEvent>,
+}
+
+/// Employees with their manager's name (a literal, as sqlx wants its SQL).
+macro_rules! employee_select {
+    () => {
+        "SELECT e.id, e.name, e.title, e.department, m.name AS manager \
+         FROM employees e LEFT JOIN employees m ON m.id = e.manager_id"
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: SqlitePool,
+}
+
+impl Database {
+    /// Opens (creating the file if needed) and migrates the database at `url`, e.g.
+    /// `sqlite:fabrikam.db` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("DATABASE_URL is not a SQLite URL: {url}"))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // Each in-memory connection is its own database: keep exactly one, forever.
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        };
+        let options = if in_memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database {url}"))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("cannot apply the database migrations")?;
+        Ok(Self { pool })
     }
 
-    pub fn employees(&self) -> Vec<Employee> {
-        EMPLOYEES
-            .iter()
-            .enumerate()
-            .map(|(i, &(name, title, department, _))| Employee {
-                id: i as i64 + 1,
-                name,
-                title,
-                department,
-            })
-            .collect()
+    pub async fn customers(&self) -> sqlx::Result<Vec<Customer>> {
+        sqlx::query_as("SELECT id, company, contact, region, open_orders, account_manager FROM customers ORDER BY company")
+            .fetch_all(&self.pool)
+            .await
     }
 
-    pub fn employee(&self, id: i64) -> Option<Employee> {
-        self.employees().into_iter().find(|e| e.id == id)
+    pub async fn customer(&self, id: i64) -> sqlx::Result<Option<Customer>> {
+        sqlx::query_as(
+            "SELECT id, company, contact, region, open_orders, account_manager FROM customers WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn employees(&self) -> sqlx::Result<Vec<Employee>> {
+        sqlx::query_as(concat!(employee_select!(), " ORDER BY e.name"))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn employee(&self, id: i64) -> sqlx::Result<Option<Employee>> {
+        sqlx::query_as(concat!(employee_select!(), " WHERE e.id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Salary history, oldest first.
-    pub fn salary_history(&self, id: i64) -> Option<Vec<SalaryEntry>> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
-        let (_, _, _, history) = EMPLOYEES.get(index)?;
-        Some(
-            history
-                .iter()
-                .map(|&(effective, amount)| SalaryEntry {
-                    effective,
-                    amount,
-                    currency: "EUR",
-                })
-                .collect(),
+    pub async fn salary_history(&self, employee_id: i64) -> sqlx::Result<Vec<SalaryEntry>> {
+        sqlx::query_as(
+            "SELECT effective_date, amount, currency FROM salaries WHERE employee_id = ? ORDER BY effective_date",
         )
+        .bind(employee_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Appends one audit row.
+    pub async fn record(&self, entry: &AuditEntry) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.at)
+        .bind(&entry.subject)
+        .bind(entry.event.as_str())
+        .bind(&entry.request_id)
+        .bind(&entry.client_addr)
+        .bind(&entry.detail)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// A page of audit rows, newest first, and how many rows match in all.
+    pub async fn audit(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> sqlx::Result<(Vec<AuditRow>, i64)> {
+        // `?1 IS NULL OR column = ?1`: one statement for every combination of filters.
+        let rows = sqlx::query_as(
+            "SELECT id, at, subject, event, request_id, client_addr, detail FROM audit_log \
+             WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR event = ?2) \
+             ORDER BY id DESC LIMIT ?3 OFFSET ?4",
+        )
+        .bind(&filter.subject)
+        .bind(filter.event.map(AuditEvent::as_str))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR event = ?2)",
+        )
+        .bind(&filter.subject)
+        .bind(filter.event.map(AuditEvent::as_str))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// Runs a statement directly: for tests that need to break the database on purpose.
+    #[doc(hidden)]
+    pub async fn execute_for_tests(&self, sql: &str) -> sqlx::Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -150,14 +255,116 @@ impl Directory {
 mod tests {
     use super::*;
 
+    async fn db() -> Database {
+        Database::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database")
+    }
+
+    #[tokio::test]
+    async fn the_demo_data_is_seeded_with_ids_from_one() {
+        let db = db().await;
+        assert_eq!(db.customers().await.unwrap().len(), 25);
+        assert_eq!(
+            db.customer(1).await.unwrap().unwrap().company,
+            "Northwind Traders"
+        );
+        assert!(db.customer(0).await.unwrap().is_none());
+        assert!(db.customer(i64::MAX).await.unwrap().is_none());
+        let employees = db.employees().await.unwrap();
+        assert_eq!(employees.len(), 15);
+        let alice = db.employee(1).await.unwrap().unwrap();
+        assert_eq!((alice.name.as_str(), alice.manager), ("Alice Ashford", None));
+        assert_eq!(
+            db.employee(3).await.unwrap().unwrap().manager.as_deref(),
+            Some("Alice Ashford")
+        );
+        let history = db.salary_history(1).await.unwrap();
+        assert_eq!(history.len(), 3);
+        assert!(
+            history
+                .windows(2)
+                .all(|w| w[0].effective_date < w[1].effective_date),
+            "oldest first"
+        );
+        assert_eq!(history.last().unwrap().amount, 104_000);
+        assert!(db.salary_history(99).await.unwrap().is_empty());
+    }
+
+    fn entry(subject: &str, event: AuditEvent, at: i64) -> AuditEntry {
+        AuditEntry {
+            at,
+            subject: Some(subject.into()),
+            event,
+            request_id: Some("req".into()),
+            client_addr: Some("127.0.0.1".into()),
+            detail: format!("{} at {at}", event.as_str()),
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_rows_come_back_newest_first_filtered_and_paged() {
+        let db = db().await;
+        for i in 0..30 {
+            let who = if i % 3 == 0 { "bob" } else { "alice" };
+            let event = if i % 2 == 0 {
+                AuditEvent::Login
+            } else {
+                AuditEvent::SalaryViewed
+            };
+            db.record(&entry(who, event, 1_000 + i)).await.unwrap();
+        }
+        let (all, total) = db.audit(&AuditFilter::default(), 0, 10).await.unwrap();
+        assert_eq!((all.len(), total), (10, 30));
+        assert_eq!(all[0].at, 1_029, "newest first");
+        let (rest, _) = db.audit(&AuditFilter::default(), 28, 10).await.unwrap();
+        assert_eq!(rest.len(), 2);
+        let bob = AuditFilter {
+            subject: Some("bob".into()),
+            event: None,
+        };
+        let (rows, total) = db.audit(&bob, 0, 100).await.unwrap();
+        assert_eq!(total, 10);
+        assert!(rows.iter().all(|r| r.subject.as_deref() == Some("bob")));
+        let alice_views = AuditFilter {
+            subject: Some("alice".into()),
+            event: Some(AuditEvent::SalaryViewed),
+        };
+        let (rows, total) = db.audit(&alice_views, 0, 100).await.unwrap();
+        assert_eq!(total as usize, rows.len());
+        assert!(
+            rows.iter()
+                .all(|r| r.event == "salary_viewed" && r.subject.as_deref() == Some("alice"))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_database_survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("fabrikam-test-{}", crate::web::random_token(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("audit.db").display());
+        Database::connect(&url)
+            .await
+            .unwrap()
+            .record(&entry("alice", AuditEvent::Login, 1))
+            .await
+            .unwrap();
+        let reopened = Database::connect(&url).await.unwrap();
+        let (rows, total) = reopened.audit(&AuditFilter::default(), 0, 10).await.unwrap();
+        assert_eq!((total, rows[0].subject.as_deref()), (1, Some("alice")));
+        assert_eq!(
+            reopened.customers().await.unwrap().len(),
+            25,
+            "seeded once, not twice"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     #[test]
-    fn ids_start_at_one_and_unknown_ids_are_none() {
-        let d = Directory;
-        assert_eq!(d.customer(1).unwrap().company, "Northwind Traders");
-        assert!(d.customer(0).is_none());
-        assert!(d.customer(i64::MAX).is_none());
-        assert_eq!(d.employee(1).unwrap().name, "Alice Ashford");
-        assert!(d.salary_history(-1).is_none());
-        assert_eq!(d.salary_history(2).unwrap().last().unwrap().amount, 76_500);
+    fn event_names_round_trip() {
+        for e in AuditEvent::ALL {
+            assert_eq!(AuditEvent::parse(e.as_str()), Some(e));
+        }
+        assert_eq!(AuditEvent::parse("nope"), None);
     }
 }

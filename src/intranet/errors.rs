@@ -30,6 +30,7 @@ pub struct StepUpFailure {
     pub shortfall: Shortfall,
     /// Where "Try again" leads.
     pub retry: String,
+    pub nav: super::pages::Nav,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +42,24 @@ pub enum AppError {
     #[error("redirect to the identity provider")]
     Redirect(url::Url),
     #[error("role {missing_role} missing")]
-    Forbidden { missing_role: String },
+    Forbidden {
+        missing_role: String,
+        nav: Option<Box<super::pages::Nav>>,
+    },
+    /// `STEPUP_INTERSTITIAL`: explain the coming step-up instead of redirecting at once.
+    #[error("step-up interstitial")]
+    Interstitial {
+        continue_to: String,
+        shortfall: Shortfall,
+        nav: Box<super::pages::Nav>,
+    },
     #[error("step-up failed")]
     StepUpFailed(Box<StepUpFailure>),
     #[error("not found")]
     NotFound,
+    /// A salary view could not be written to the audit trail, so it is not shown.
+    #[error("the audit trail cannot be written")]
+    AuditUnavailable,
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("the form's CSRF token is missing or wrong")]
@@ -63,6 +77,12 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Unexpected(anyhow::Error::new(e).context("database"))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "intranet/error.html")]
 struct ErrorPage<'a> {
@@ -74,11 +94,21 @@ struct ErrorPage<'a> {
     action: Option<(&'static str, String)>,
 }
 
+#[derive(Template)]
+#[template(path = "intranet/interstitial.html")]
+struct InterstitialPage {
+    nav: super::pages::Nav,
+    continue_to: String,
+    stale: bool,
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::LoginRequired { .. } | AppError::Redirect(_) => StatusCode::FOUND,
             AppError::Forbidden { .. } | AppError::StepUpFailed(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Interstitial { .. } => StatusCode::OK,
+            AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
             AppError::ProviderError { step_up: true, .. } => StatusCode::FORBIDDEN,
@@ -107,10 +137,20 @@ impl ResponseError for AppError {
             other => tracing::info!(error = %other, "request refused"),
         }
         let status = self.status_code();
-        let page = self.page(status.as_u16());
-        let body = page
-            .render()
-            .unwrap_or_else(|_| "Something went wrong.".to_owned());
+        let body = match self {
+            AppError::Interstitial {
+                continue_to,
+                shortfall,
+                nav,
+            } => InterstitialPage {
+                nav: nav.as_ref().clone(),
+                continue_to: continue_to.clone(),
+                stale: *shortfall == Shortfall::Stale,
+            }
+            .render(),
+            _ => self.page(status.as_u16()).render(),
+        }
+        .unwrap_or_else(|_| "Something went wrong.".to_owned());
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .insert_header(crate::web::NO_STORE)
@@ -123,7 +163,7 @@ impl AppError {
         let mut details = Vec::new();
         let mut action = Some(("Back to the home page", paths::HOME.to_owned()));
         let (title, message) = match self {
-            AppError::Forbidden { missing_role } => (
+            AppError::Forbidden { missing_role, .. } => (
                 "You do not have access to this page",
                 format!(
                     "This page needs the role “{missing_role}”, which your account does not have. Signing in \
@@ -132,7 +172,7 @@ impl AppError {
                 ),
             ),
             AppError::StepUpFailed(failure) => {
-                let StepUpFailure { asked, obtained, shortfall, retry } = failure.as_ref();
+                let StepUpFailure { asked, obtained, shortfall, retry, .. } = failure.as_ref();
                 details.push(("We asked for", describe_request(asked)));
                 details.push(("The provider returned", describe_obtained(obtained)));
                 action = Some(("Try again", retry.clone()));
@@ -179,13 +219,29 @@ impl AppError {
                         .to_owned(),
                 )
             }
-            AppError::LoginRequired { .. } | AppError::Redirect(_) | AppError::Unexpected(_) => (
+            AppError::AuditUnavailable => (
+                "The audit trail is unavailable",
+                "Salary data is only shown when the view can be recorded in the audit trail, and it cannot be \
+                 right now. Nothing was shown; please try again later."
+                    .to_owned(),
+            ),
+            AppError::LoginRequired { .. }
+            | AppError::Redirect(_)
+            | AppError::Interstitial { .. }
+            | AppError::Unexpected(_) => (
                 "Something went wrong",
                 "An unexpected error occurred. It has been logged; please try again.".to_owned(),
             ),
         };
+        // Refusals raised by the extractors know who is signed in; other errors render
+        // without the request, so their header shows no user.
+        let nav = match self {
+            AppError::Forbidden { nav: Some(nav), .. } => nav.as_ref().clone(),
+            AppError::StepUpFailed(failure) => failure.nav.clone(),
+            _ => super::pages::Nav::anonymous(),
+        };
         ErrorPage {
-            nav: super::pages::Nav::anonymous(),
+            nav,
             status,
             title,
             message,
@@ -235,6 +291,16 @@ pub enum ApiError {
     NotFound,
     #[error("the identity provider is unavailable")]
     Unavailable,
+    /// The database (or the audit trail) cannot be used: nothing is served.
+    #[error("the database is unavailable")]
+    Database,
+}
+
+impl ApiError {
+    pub fn database(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error in the API");
+        ApiError::Database
+    }
 }
 
 impl ResponseError for ApiError {
@@ -245,7 +311,7 @@ impl ResponseError for ApiError {
             | ApiError::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Database => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -293,6 +359,11 @@ impl ResponseError for ApiError {
             ApiError::Unavailable => (
                 "temporarily_unavailable",
                 "the identity provider is unavailable".to_owned(),
+                None,
+            ),
+            ApiError::Database => (
+                "temporarily_unavailable",
+                "the service cannot record this access right now".to_owned(),
                 None,
             ),
         };

@@ -44,14 +44,43 @@ pub const SESSION_COOKIE: &str = "fabrikam_session";
 /// What every handler can reach.
 pub struct AppState {
     pub oidc: Oidc,
-    pub directory: data::Directory,
+    pub db: data::Database,
     /// The salary pages' (and API's) requirement.
     pub salary_requirement: Requirement,
     pub api_audience: String,
     pub roles_claim: String,
+    /// Show a "you will be asked for your code" page instead of redirecting at once.
+    pub interstitial: bool,
 }
 
 impl AppState {
+    /// The requirement with this id, if any (the id travels in a step-up's pending login).
+    pub fn requirement(&self, id: &str) -> Option<&Requirement> {
+        (self.salary_requirement.id == id).then_some(&self.salary_requirement)
+    }
+
+    /// Writes an audit row. Callers decide whether a failure stops the request: it must
+    /// for salary views; elsewhere it is logged.
+    pub async fn audit(
+        &self,
+        meta: &extractors::RequestMeta,
+        subject: Option<&str>,
+        event: data::AuditEvent,
+        detail: impl Into<String>,
+    ) -> Result<(), sqlx::Error> {
+        let entry = data::AuditEntry {
+            at: extractors::now(),
+            subject: subject.map(str::to_owned),
+            event,
+            request_id: meta.request_id.clone(),
+            client_addr: meta.client_addr.clone(),
+            detail: detail.into(),
+        };
+        self.db.record(&entry).await.inspect_err(|e| {
+            tracing::error!(error = %e, event = event.as_str(), "cannot write the audit trail");
+        })
+    }
+
     pub fn roles_claim_name(&self) -> &'static str {
         // Shown on /me; the common case reads nicely, a custom claim is named generically.
         if self.roles_claim == "roles" {
@@ -87,10 +116,11 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
             &config.public_url,
             config.roles_claim.clone(),
         )?,
-        directory: data::Directory,
+        db: data::Database::connect(&config.database_url).await?,
         salary_requirement,
         api_audience: config.api_audience.clone(),
         roles_claim: config.roles_claim.clone(),
+        interstitial: config.stepup.interstitial,
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
     // redirects after a form post: allow the issuer's origin, nothing else.
@@ -133,6 +163,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
                 .route(paths::EMPLOYEES, web::get().to(pages::employees))
                 .route(paths::SALARY, web::get().to(pages::salary))
                 .route(paths::ME, web::get().to(pages::me))
+                .route(paths::AUDIT, web::get().to(pages::audit))
                 .route(paths::API_SALARY, web::get().to(api::salary))
                 .route(paths::HEALTHZ, web::get().to(pages::healthz))
                 .route(paths::STATIC, web::get().to(crate::web::static_asset))

@@ -8,20 +8,30 @@ use askama_web::WebTemplate;
 use futures_util::future::{Ready, ready};
 
 use super::AppState;
-use super::data::{Customer, Employee, SalaryEntry};
+use super::data::{AuditEvent, AuditFilter, Customer, Employee, SalaryEntry};
 use super::errors::{AppError, describe_request};
-use super::extractors::{CurrentUser, SalaryAccess, StepUp, now};
+use super::extractors::{CurrentUser, RequestMeta, SalaryAccess, StepUp, now};
 use super::paths;
 use super::policy::{AuthState, Decision, Requirement, evaluate};
 use super::session::TypedSession;
 
 /// What the layout shows on every page: who is signed in, how strongly, the CSRF token for
 /// the logout form, and a one-time message.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Nav {
     pub user: Option<NavUser>,
     pub csrf: String,
-    pub flash: Option<String>,
+    /// Read by `flash()` while the page renders: actix builds every extractor of a handler
+    /// even when a guard before it refuses, so taking the message earlier could lose it.
+    session: Option<actix_session::Session>,
+}
+
+impl std::fmt::Debug for Nav {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nav")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +40,8 @@ pub struct NavUser {
     /// "password" or "multi-factor, 4 min ago".
     pub assurance: String,
     pub strong: bool,
+    /// Has the roles the salary pages need (shows the Audit link).
+    pub hr: bool,
 }
 
 impl Nav {
@@ -44,6 +56,13 @@ impl FromRequest for Nav {
     type Future = Ready<Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Nav::of(req)))
+    }
+}
+
+impl Nav {
+    /// The navigation for this request's session.
+    pub fn of(req: &HttpRequest) -> Self {
         let session = TypedSession::from_request(req);
         let auth = session.auth().ok().flatten();
         let user = match (auth, req.app_data::<web::Data<AppState>>()) {
@@ -53,15 +72,27 @@ impl FromRequest for Nav {
                     name: auth.display_name().to_owned(),
                     assurance: assurance(&auth, strong, now()),
                     strong,
+                    hr: state
+                        .salary_requirement
+                        .roles
+                        .iter()
+                        .all(|r| auth.roles.contains(r)),
                 })
             }
             _ => None,
         };
-        ready(Ok(Nav {
+        Nav {
             user,
             csrf: session.csrf_token(),
-            flash: session.take_flash(),
-        }))
+            session: Some(session.0),
+        }
+    }
+
+    /// The one-time message, taken out of the session as the page that shows it renders.
+    pub fn flash(&self) -> Option<String> {
+        self.session
+            .as_ref()
+            .and_then(|s| TypedSession(s.clone()).take_flash())
     }
 }
 
@@ -121,11 +152,15 @@ struct CustomersPage {
     customers: Vec<Customer>,
 }
 
-pub async fn customers(_: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
-    CustomersPage {
+pub async fn customers(
+    _: CurrentUser,
+    nav: Nav,
+    state: web::Data<AppState>,
+) -> Result<impl Responder, AppError> {
+    Ok(CustomersPage {
         nav,
-        customers: state.directory.customers(),
-    }
+        customers: state.db.customers().await?,
+    })
 }
 
 #[derive(Template, WebTemplate)]
@@ -141,7 +176,7 @@ pub async fn customer(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<impl Responder, AppError> {
-    let customer = state.directory.customer(*id).ok_or(AppError::NotFound)?;
+    let customer = state.db.customer(*id).await?.ok_or(AppError::NotFound)?;
     Ok(CustomerPage { nav, customer })
 }
 
@@ -152,11 +187,15 @@ struct EmployeesPage {
     employees: Vec<Employee>,
 }
 
-pub async fn employees(_: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
-    EmployeesPage {
+pub async fn employees(
+    _: CurrentUser,
+    nav: Nav,
+    state: web::Data<AppState>,
+) -> Result<impl Responder, AppError> {
+    Ok(EmployeesPage {
         nav,
-        employees: state.directory.employees(),
-    }
+        employees: state.db.employees().await?,
+    })
 }
 
 #[derive(Template)]
@@ -168,19 +207,29 @@ struct SalaryPage {
     valid_until: Option<String>,
 }
 
-/// Salary pages: the handler only runs when `StepUp<SalaryAccess>` allowed it.
+/// Salary pages: the handler only runs when `StepUp<SalaryAccess>` allowed it, and shows
+/// nothing unless the view is in the audit trail first.
 pub async fn salary(
     access: StepUp<SalaryAccess>,
     nav: Nav,
+    meta: RequestMeta,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let employee = state.directory.employee(*id).ok_or(AppError::NotFound)?;
-    let history = state
-        .directory
-        .salary_history(employee.id)
-        .ok_or(AppError::NotFound)?;
-    tracing::info!(sub = %access.user.subject, employee = employee.id, "salary viewed");
+    let employee = state.db.employee(*id).await?.ok_or(AppError::NotFound)?;
+    let history = state.db.salary_history(employee.id).await?;
+    let user = &access.user;
+    let detail = format!(
+        "employee {} ({}); acr={} amr={}",
+        employee.id,
+        employee.name,
+        user.acr.as_deref().unwrap_or("-"),
+        user.amr.join(" ")
+    );
+    state
+        .audit(&meta, Some(&user.subject), AuditEvent::SalaryViewed, detail)
+        .await
+        .map_err(|_| AppError::AuditUnavailable)?;
     let page = SalaryPage {
         nav,
         employee,
@@ -189,6 +238,108 @@ pub async fn salary(
     };
     let body = page.render().map_err(|e| AppError::Unexpected(e.into()))?;
     // Salary data must not linger in caches.
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(crate::web::NO_STORE)
+        .body(body))
+}
+
+/// Rows per page of `/audit`.
+const AUDIT_PAGE_SIZE: i64 = 25;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AuditQuery {
+    user: Option<String>,
+    event: Option<String>,
+    page: Option<i64>,
+}
+
+struct AuditLine {
+    at: String,
+    subject: String,
+    event: String,
+    detail: String,
+    request_id: String,
+    client_addr: String,
+}
+
+#[derive(Template)]
+#[template(path = "intranet/audit.html")]
+struct AuditPage {
+    nav: Nav,
+    rows: Vec<AuditLine>,
+    user: String,
+    event: String,
+    events: Vec<&'static str>,
+    page: i64,
+    pages: i64,
+    total: i64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// `/audit`: the audit trail, newest first, filterable by user and event, paginated. Behind
+/// the same requirement as the salaries it records.
+pub async fn audit(
+    _: StepUp<SalaryAccess>,
+    nav: Nav,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let user = query.user.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+    let event = match query.event.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(name) => {
+            Some(AuditEvent::parse(name).ok_or_else(|| AppError::BadRequest("Unknown event type.".into()))?)
+        }
+    };
+    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
+    let filter = AuditFilter {
+        subject: user.clone(),
+        event,
+    };
+    let (rows, total) = state
+        .db
+        .audit(&filter, (page - 1) * AUDIT_PAGE_SIZE, AUDIT_PAGE_SIZE)
+        .await?;
+    let pages = ((total + AUDIT_PAGE_SIZE - 1) / AUDIT_PAGE_SIZE).max(1);
+    let link = |p: i64| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(u) = &user {
+            q.append_pair("user", u);
+        }
+        if let Some(e) = event {
+            q.append_pair("event", e.as_str());
+        }
+        q.append_pair("page", &p.to_string());
+        format!("{}?{}", paths::AUDIT, q.finish())
+    };
+    let rows = rows
+        .into_iter()
+        .map(|r| AuditLine {
+            at: format_time(r.at),
+            subject: r.subject.unwrap_or_else(|| "—".into()),
+            event: r.event,
+            detail: r.detail,
+            request_id: r.request_id.unwrap_or_default(),
+            client_addr: r.client_addr.unwrap_or_default(),
+        })
+        .collect();
+    let body = AuditPage {
+        nav,
+        rows,
+        user: user.clone().unwrap_or_default(),
+        event: event.map(AuditEvent::as_str).unwrap_or_default().to_owned(),
+        events: AuditEvent::ALL.iter().map(|e| e.as_str()).collect(),
+        page,
+        pages,
+        total,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+    }
+    .render()
+    .map_err(|e| AppError::Unexpected(e.into()))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(crate::web::NO_STORE)
@@ -334,5 +485,11 @@ impl Employee {
 impl SalaryEntry {
     pub fn display(&self) -> String {
         format!("{} {}", money(&self.amount), self.currency)
+    }
+}
+
+impl Employee {
+    pub fn manager_name(&self) -> &str {
+        self.manager.as_deref().unwrap_or("—")
     }
 }

@@ -10,6 +10,7 @@ pub const CUSTOMER: &str = "/customers/{id}";
 pub const EMPLOYEES: &str = "/employees";
 pub const SALARY: &str = "/employees/{id}/salary";
 pub const ME: &str = "/me";
+pub const AUDIT: &str = "/audit";
 pub const API_SALARY: &str = "/api/employees/{id}/salary";
 pub const HEALTHZ: &str = "/healthz";
 pub const STATIC: &str = "/static/{name}";
@@ -28,6 +29,15 @@ pub fn salary(id: i64) -> String {
 pub fn login_to(return_to: &str) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("return_to", return_to)
+        .finish();
+    format!("{LOGIN}?{query}")
+}
+
+/// `/login?return_to=<path>&step_up=<requirement>`: the Continue and Try-again buttons.
+pub fn step_up_to(return_to: &str, requirement: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", return_to)
+        .append_pair("step_up", requirement)
         .finish();
     format!("{LOGIN}?{query}")
 }

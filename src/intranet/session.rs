@@ -55,9 +55,11 @@ impl TypedSession {
         self.0.get(ID_TOKEN).ok().flatten()
     }
 
-    /// Forgets everything and drops the cookie.
+    /// Forgets everything and moves to a new session id. (Not `purge`: that would also drop
+    /// the flash message that tells the user they signed out.)
     pub fn log_out(&self) {
-        self.0.purge();
+        self.0.clear();
+        self.0.renew();
     }
 
     pub fn set_pending_login(&self, pending: &PendingLogin) -> Result<(), SessionInsertError> {

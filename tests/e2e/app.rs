@@ -136,10 +136,12 @@ fn attributes(tag: &str) -> Vec<(String, String)> {
     out
 }
 
-fn decode_entities(s: &str) -> String {
+/// Undoes askama's HTML escaping.
+pub fn decode_entities(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#34;", "\"")
         .replace("&#39;", "'")
+        .replace("&#38;", "&")
         .replace("&#x27;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -158,6 +160,15 @@ pub struct TestApp {
     pub browser: reqwest::Client,
     /// A client without cookies or redirects, for the test-control API and bearer calls.
     pub plain: reqwest::Client,
+    /// The intranet's database (a file in `data_dir`), for checking audit rows.
+    pub db: fabrikam::intranet::data::Database,
+    data_dir: std::path::PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }
 
 fn browser() -> reqwest::Client {
@@ -175,7 +186,10 @@ impl TestApp {
 
     /// Spawns with the demo settings, changed by `configure`; test control is on.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        fabrikam::telemetry::init();
+        // Server logs only on request: `TEST_LOG=1 cargo test`.
+        if std::env::var_os("TEST_LOG").is_some() {
+            fabrikam::telemetry::init();
+        }
         let mut s = Settings::defaults();
         // Never inherit a developer's environment for addresses and issuers.
         s.fabrikam_public_url = None;
@@ -183,6 +197,9 @@ impl TestApp {
         s.idp_issuer_url = None;
         s.session_secret = None;
         s.test_control = true;
+        let data_dir = std::env::temp_dir().join(format!("fabrikam-e2e-{}", fabrikam::web::random_token(9)));
+        std::fs::create_dir_all(&data_dir).expect("a temporary directory");
+        s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
         configure(&mut s);
         let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
         let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
@@ -199,9 +216,14 @@ impl TestApp {
         tokio::spawn(idp);
         tokio::spawn(site);
         let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
+        let db = fabrikam::intranet::data::Database::connect(&s.database_url)
+            .await
+            .expect("the test database");
         TestApp {
             base,
             issuer,
+            db,
+            data_dir,
             browser: browser(),
             plain: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -379,6 +401,18 @@ impl TestApp {
     pub async fn next_token(&self, deviation: Value) {
         self.control(reqwest::Method::PUT, "/test-control/next-token", Some(deviation))
             .await;
+    }
+
+    /// Every audit row for `event`, oldest first.
+    pub async fn audit_rows(&self, event: &str) -> Vec<fabrikam::intranet::data::AuditRow> {
+        use fabrikam::intranet::data::{AuditEvent, AuditFilter};
+        let filter = AuditFilter {
+            subject: None,
+            event: Some(AuditEvent::parse(event).expect("an event name")),
+        };
+        let (mut rows, _) = self.db.audit(&filter, 0, 1000).await.expect("audit rows");
+        rows.reverse();
+        rows
     }
 
     pub async fn authorize_requests(&self) -> Vec<serde_json::Map<String, Value>> {

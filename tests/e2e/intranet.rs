@@ -765,7 +765,7 @@ async fn the_api_challenges_weak_tokens_per_rfc_9470_and_serves_strong_ones() {
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["employee"]["id"], 1);
-    assert_eq!(body["salary_history"][1]["amount"], 104_000);
+    assert_eq!(body["salary_history"][2]["amount"], 104_000);
     let missing = app
         .plain
         .get(app.url("/api/employees/99/salary"))

@@ -2,4 +2,5 @@
 //! with a cookie-keeping client, as a browser would.
 
 mod app;
+mod audit;
 mod intranet;
