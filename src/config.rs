@@ -230,6 +230,17 @@ impl ClientRegistration {
     }
 }
 
+/// The issuer identifier, as `iss` and discovery carry it and RPs compare it (exactly, OIDC
+/// Core §3.1.3.7 rule 2): a root URL without its trailing slash (`http://127.0.0.1:9090`, as
+/// the contract writes it), any other URL unchanged.
+pub fn issuer_id(url: &Url) -> String {
+    if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
+        url.as_str().trim_end_matches('/').to_owned()
+    } else {
+        url.as_str().to_owned()
+    }
+}
+
 /// `http://host/app` → `http://host/app/`, so that `join` appends rather than replaces.
 pub fn with_trailing_slash(url: &Url) -> Url {
     let mut url = url.clone();
@@ -276,6 +287,14 @@ mod tests {
         s.stepup_accept_amr = String::new();
         let c = s.intranet_config(url_for(s.fabrikam_addr), url_for(s.idp_addr));
         assert_eq!(c.stepup.accept_amr, None);
+    }
+
+    #[test]
+    fn issuer_ids_have_no_trailing_slash_at_the_root() {
+        let root = Url::parse("http://127.0.0.1:9090").unwrap();
+        assert_eq!(issuer_id(&root), "http://127.0.0.1:9090");
+        let path = Url::parse("https://id.example/tenant/").unwrap();
+        assert_eq!(issuer_id(&path), "https://id.example/tenant/");
     }
 
     #[test]

@@ -336,7 +336,7 @@ pub async fn enroll(
     resume(&req, &idp, &session, StatusCode::SEE_OTHER)
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "idp/signed_out.html")]
 pub struct SignedOutPage {}
 

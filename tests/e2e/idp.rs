@@ -22,7 +22,11 @@ fn essential_acr(values: &[&str]) -> String {
 async fn discovery_parses_with_openidconnect_and_advertises_the_contract() {
     let idp = spawn_idp(IdpOptions::default()).await;
     let metadata = idp.metadata().await;
-    assert_eq!(metadata.issuer().as_str(), idp.issuer.as_str());
+    assert_eq!(metadata.issuer().as_str(), idp.issuer_id);
+    assert!(
+        !idp.issuer_id.ends_with('/'),
+        "the contract writes the issuer without a slash"
+    );
     let doc: Value = idp
         .api
         .get(idp.url("/.well-known/openid-configuration"))
@@ -32,6 +36,7 @@ async fn discovery_parses_with_openidconnect_and_advertises_the_contract() {
         .json()
         .await
         .unwrap();
+    assert_eq!(doc["issuer"], idp.issuer_id);
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["ES256"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));

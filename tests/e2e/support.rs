@@ -57,7 +57,10 @@ impl Default for IdpOptions {
 
 /// A running Fabrikam ID.
 pub struct TestIdp {
+    /// The issuer's base URL (always with a trailing slash; join paths onto it).
     pub issuer: Url,
+    /// The issuer identifier exactly as `iss` and discovery carry it (no trailing slash).
+    pub issuer_id: String,
     pub config: IdpConfig,
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
@@ -89,6 +92,7 @@ pub async fn spawn_idp(options: IdpOptions) -> TestIdp {
         .expect("Fabrikam ID builds");
     tokio::spawn(server);
     TestIdp {
+        issuer_id: fabrikam::config::issuer_id(&issuer),
         issuer,
         config,
         redirect_uri,
@@ -501,7 +505,7 @@ impl TestIdp {
     /// Discovery through the `openidconnect` crate, as the intranet does it.
     pub async fn metadata(&self) -> CoreProviderMetadata {
         let http = no_redirects().build().unwrap();
-        let issuer = IssuerUrl::new(self.issuer.to_string()).unwrap();
+        let issuer = IssuerUrl::new(self.issuer_id.clone()).unwrap();
         CoreProviderMetadata::discover_async(issuer, &http)
             .await
             .expect("discovery parses")
