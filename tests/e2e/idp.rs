@@ -1083,3 +1083,48 @@ async fn without_test_control_its_routes_do_not_exist() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_max_age_older_than_the_password_login_asks_for_it_again() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    idp.login(&browser, "alice", &[]).await;
+    idp.set_clock_offset(120).await;
+    browser
+        .authorize(&idp, &Flow::new(), &[("max_age", "300")])
+        .await
+        .callback()
+        .code();
+    let login = browser
+        .authorize(&idp, &Flow::new(), &[("max_age", "60")])
+        .await
+        .expect_page("/login");
+    assert!(
+        login.html.contains("value=\"alice\""),
+        "the user name is filled in: {}",
+        login.html
+    );
+}
+
+#[tokio::test]
+async fn authorize_also_accepts_a_form_post() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let flow = Flow::new();
+    let url = idp.authorize_url(&flow, &[]);
+    let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let response = browser
+        .client
+        .post(idp.url("/authorize"))
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let login = browser.follow(response).await.expect_page("/login");
+    let callback = browser
+        .submit_login(&login, "alice", "alice-password")
+        .await
+        .callback();
+    assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+}
