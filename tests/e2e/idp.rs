@@ -880,6 +880,11 @@ async fn garbage_gets_a_clean_4xx_and_the_server_keeps_answering() {
         .await
         .unwrap();
     assert!(r.status().is_client_error());
+    let r = api.get(idp.url("/token")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = api.delete(idp.url("/login")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
     let r = api.get(idp.url("/no-such-page")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = api
