@@ -1133,3 +1133,19 @@ async fn authorize_also_accepts_a_form_post() {
         .callback();
     assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
 }
+
+#[tokio::test]
+async fn the_step_up_helper_yields_mfa_tokens() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (flow, tokens) = idp.step_up(&browser, "bob", 0, &[]).await;
+    idp.verify_id_token(&tokens.id_token, &flow.nonce)
+        .await
+        .expect("verifies");
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
+    // follow_all stops at the first page that is not a redirect: here the login page.
+    let other = idp.browser();
+    let response = other.get(&idp.authorize_url(&Flow::new(), &[])).await;
+    let last = other.follow_all(response).await;
+    assert_eq!((last.url().path(), last.status().as_u16()), ("/login", 200));
+}

@@ -318,6 +318,24 @@ impl Browser {
             .expect("GET reaches the OP")
     }
 
+    /// Follows every redirect, across servers (e.g. intranet → OP → intranet), and returns
+    /// the first response that is not a redirect.
+    pub async fn follow_all(&self, mut response: reqwest::Response) -> reqwest::Response {
+        for _ in 0..20 {
+            if !response.status().is_redirection() {
+                return response;
+            }
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .expect("a redirect has a Location");
+            let next = response.url().join(location).expect("a valid Location");
+            response = self.get(&next).await;
+        }
+        panic!("more than 20 redirects");
+    }
+
     /// Follows the OP's own redirects until an OP page or a redirect away from the OP.
     pub async fn follow(&self, mut response: reqwest::Response) -> Landing {
         for _ in 0..10 {
@@ -535,6 +553,36 @@ impl TestIdp {
         let page = browser.authorize(self, &flow, extra).await.expect_page("/login");
         let callback = browser
             .submit_login(&page, user, &format!("{user}-password"))
+            .await
+            .callback();
+        assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+        let tokens = self.redeem(&callback.code(), &flow).await;
+        (flow, tokens)
+    }
+
+    /// A step-up of `user` in `browser`: `acr_values` = the MFA class plus `extra`; signs in
+    /// with the password if the OP asks, then enters the TOTP of `step_offset` (use 0, then 1,
+    /// ... within one test: each step is accepted once).
+    pub async fn step_up(
+        &self,
+        browser: &Browser,
+        user: &str,
+        step_offset: i64,
+        extra: &[(&str, &str)],
+    ) -> (Flow, Tokens) {
+        let flow = Flow::new();
+        let mut params = vec![("acr_values", ACR_MFA)];
+        params.extend_from_slice(extra);
+        let mut page = browser.authorize(self, &flow, &params).await.page();
+        if page.url.path() == "/login" {
+            page = browser
+                .submit_login(&page, user, &format!("{user}-password"))
+                .await
+                .page();
+        }
+        assert_eq!(page.url.path(), "/mfa", "the OP asks for the second factor");
+        let callback = browser
+            .submit_code(&page, &totp_code(user, step_offset), false)
             .await
             .callback();
         assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
