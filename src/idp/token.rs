@@ -76,7 +76,7 @@ fn authenticate<'a>(
     match idp.client(&client_id) {
         Some(c) if secrets_equal(c.client_secret.expose_secret(), &secret) => Ok(c),
         _ => {
-            tracing::info!(%client_id, "client authentication failed");
+            tracing::info!(?client_id, "client authentication failed");
             Err(OAuthError::invalid_client(basic))
         }
     }

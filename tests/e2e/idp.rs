@@ -1149,3 +1149,31 @@ async fn the_step_up_helper_yields_mfa_tokens() {
     let last = other.follow_all(response).await;
     assert_eq!((last.url().path(), last.status().as_u16()), ("/login", 200));
 }
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_redirect_uri() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let flow = Flow::new();
+    let login = browser.authorize(&idp, &flow, &[]).await.expect_page("/login");
+    let code = browser
+        .submit_login(&login, "alice", "alice-password")
+        .await
+        .callback()
+        .code();
+    let r = idp
+        .api
+        .post(idp.url("/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:18080/other"),
+            ("code_verifier", flow.verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+}
