@@ -237,14 +237,14 @@ impl ClientRegistration {
     }
 }
 
-/// An issuer URL as a string, without the lone trailing slash `Url` adds to a bare origin:
-/// `http://127.0.0.1:9090/` → `http://127.0.0.1:9090`. Fabrikam ID spells its issuer this way.
-pub fn canonical_issuer(url: &Url) -> String {
-    let s = url.as_str();
-    if url.path() == "/" && url.query().is_none() {
-        s.trim_end_matches('/').to_owned()
+/// The issuer identifier, as `iss` and discovery carry it and RPs compare it (exactly, OIDC
+/// Core §3.1.3.7 rule 2): a root URL without its trailing slash (`http://127.0.0.1:9090`, as
+/// the contract writes it), any other URL unchanged.
+pub fn issuer_id(url: &Url) -> String {
+    if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
+        url.as_str().trim_end_matches('/').to_owned()
     } else {
-        s.to_owned()
+        url.as_str().to_owned()
     }
 }
 
@@ -292,9 +292,17 @@ mod tests {
     fn empty_accept_amr_means_acr_only() {
         let mut s = Settings::defaults();
         s.stepup_accept_amr = String::new();
-        let c = s.intranet_config(url_for(s.fabrikam_addr), canonical_issuer(&url_for(s.idp_addr)));
+        let c = s.intranet_config(url_for(s.fabrikam_addr), issuer_id(&url_for(s.idp_addr)));
         assert_eq!(c.issuer_url, "http://127.0.0.1:9090");
         assert_eq!(c.stepup.accept_amr, None);
+    }
+
+    #[test]
+    fn issuer_ids_have_no_trailing_slash_at_the_root() {
+        let root = Url::parse("http://127.0.0.1:9090").unwrap();
+        assert_eq!(issuer_id(&root), "http://127.0.0.1:9090");
+        let path = Url::parse("https://id.example/tenant/").unwrap();
+        assert_eq!(issuer_id(&path), "https://id.example/tenant/");
     }
 
     #[test]

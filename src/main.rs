@@ -4,7 +4,7 @@ use std::net::TcpListener;
 
 use anyhow::Context;
 use clap::Parser;
-use fabrikam::config::{Cli, Command, Settings, canonical_issuer};
+use fabrikam::config::{Cli, Command, Settings, issuer_id};
 use fabrikam::{idp, intranet, telemetry};
 
 #[actix_web::main]
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Intranet => {
             let listener = bind(s.fabrikam_addr, "intranet")?;
             let public = s.intranet_public_url(listener.local_addr()?);
-            let issuer = canonical_issuer(&s.idp_issuer(s.idp_addr));
+            let issuer = issuer_id(&s.idp_issuer(s.idp_addr));
             let config = s.intranet_config(public.clone(), issuer);
             println!("Fabrikam intranet: {public}  (provider: {})", config.issuer_url);
             intranet::build(config, listener).await?.await?;
@@ -29,7 +29,8 @@ async fn main() -> anyhow::Result<()> {
             let config = s.idp_config(listener.local_addr()?, &public);
             println!(
                 "Fabrikam ID: {}  (client {} → {public})",
-                config.issuer, s.oidc_client_id
+                issuer_id(&config.issuer),
+                s.oidc_client_id
             );
             idp::build(config, listener).await?.await?;
             Ok(())
@@ -43,7 +44,7 @@ async fn demo(s: Settings) -> anyhow::Result<()> {
     let idp_listener = bind(s.idp_addr, "Fabrikam ID")?;
     let public = s.intranet_public_url(intranet_listener.local_addr()?);
     let idp_config = s.idp_config(idp_listener.local_addr()?, &public);
-    let issuer = canonical_issuer(&idp_config.issuer);
+    let issuer = issuer_id(&idp_config.issuer);
     let intranet_config = s.intranet_config(public.clone(), issuer.clone());
     let idp = idp::build(idp_config, idp_listener).await?;
     let site = intranet::build(intranet_config, intranet_listener).await?;

@@ -72,26 +72,68 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
 
 fn routes(cfg: &mut web::ServiceConfig, test_control: bool) {
     use self::paths as p;
-    cfg.route(p::HOME, web::get().to(pages::home))
-        .route(p::DISCOVERY, web::get().to(discovery::configuration))
-        .route(p::JWKS, web::get().to(discovery::jwks))
-        .route(p::AUTHORIZE, web::get().to(authorize::get))
-        .route(p::AUTHORIZE, web::post().to(authorize::post))
-        .route(p::TOKEN, web::post().to(token::token))
-        .route(p::USERINFO, web::get().to(userinfo::userinfo))
-        .route(p::USERINFO, web::post().to(userinfo::userinfo))
-        .route(p::LOGOUT, web::get().to(logout::get))
-        .route(p::LOGOUT, web::post().to(logout::post))
-        .route(p::LOGIN, web::get().to(pages::login_page))
-        .route(p::LOGIN, web::post().to(pages::login))
-        .route(p::MFA, web::get().to(pages::mfa_page))
-        .route(p::MFA, web::post().to(pages::mfa))
-        .route(p::ENROLL, web::get().to(pages::enroll_form))
-        .route(p::ENROLL, web::post().to(pages::enroll))
-        .route(p::STATIC, web::get().to(crate::web::static_asset));
+    use web::{get, post};
+    cfg.service(resource(p::HOME).route(get().to(pages::home)))
+        .service(resource(p::DISCOVERY).route(get().to(discovery::configuration)))
+        .service(resource(p::JWKS).route(get().to(discovery::jwks)))
+        .service(
+            resource(p::AUTHORIZE)
+                .route(get().to(authorize::get))
+                .route(post().to(authorize::post)),
+        )
+        .service(
+            web::resource(p::TOKEN)
+                .route(post().to(token::token))
+                .default_service(web::to(token_method_not_allowed)),
+        )
+        .service(
+            resource(p::USERINFO)
+                .route(get().to(userinfo::userinfo))
+                .route(post().to(userinfo::userinfo)),
+        )
+        .service(
+            resource(p::LOGOUT)
+                .route(get().to(logout::get))
+                .route(post().to(logout::post)),
+        )
+        .service(
+            resource(p::LOGIN)
+                .route(get().to(pages::login_page))
+                .route(post().to(pages::login)),
+        )
+        .service(
+            resource(p::MFA)
+                .route(get().to(pages::mfa_page))
+                .route(post().to(pages::mfa)),
+        )
+        .service(
+            resource(p::ENROLL)
+                .route(get().to(pages::enroll_form))
+                .route(post().to(pages::enroll)),
+        )
+        .service(resource(p::STATIC).route(get().to(crate::web::static_asset)));
     if test_control {
         test_control::routes(cfg);
     }
+}
+
+/// A resource whose unsupported methods get the error page (405), not an empty body.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    errors::error_page(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This address does not accept that kind of request.",
+    )
+}
+
+async fn token_method_not_allowed() -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&OAuthError::invalid_request("use POST"));
+    *response.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
 }
 
 /// The CSP of every Fabrikam ID response. `form-action` lists the clients' origins because
@@ -148,4 +190,34 @@ fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> act
         "error": "invalid_request", "error_description": err.to_string(),
     }));
     InternalError::from_response(err, response).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientRegistration;
+    use secrecy::SecretString;
+    use url::Url;
+
+    #[test]
+    fn the_csp_allows_forms_to_reach_the_clients_and_nothing_inline() {
+        let rp = Url::parse("http://127.0.0.1:8080/app").unwrap();
+        let config = IdpConfig {
+            issuer: Url::parse("http://127.0.0.1:9090").unwrap(),
+            clients: vec![ClientRegistration::for_intranet(
+                "c",
+                SecretString::from("s"),
+                &rp,
+            )],
+            mfa_at_login: false,
+            test_control: false,
+            api_audience: "api".into(),
+            signing_key_pem: None,
+        };
+        assert_eq!(
+            content_security_policy(&config),
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'; base-uri 'none'"
+        );
+    }
 }

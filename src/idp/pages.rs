@@ -49,12 +49,12 @@ pub struct HomePage {
 }
 
 /// `GET /`: what Fabrikam ID is, and who is signed in here.
-pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> HomePage {
     let user = session
         .auth()
         .and_then(|a| idp.directory.user(&a.user))
         .map(|u| u.name);
-    page(HomePage { user }, StatusCode::OK)
+    HomePage { user }
 }
 
 #[derive(Template)]
@@ -66,14 +66,15 @@ struct LoginPage {
     csrf: String,
 }
 
-/// `GET /login`.
+/// `GET /login` (the user name is filled in when re-checking a signed-in user's password).
 pub async fn login_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
     let app = app_label(&idp, &session);
+    let username = session.auth().map(|a| a.user).unwrap_or_default();
     page(
         LoginPage {
             app,
             error: None,
-            username: String::new(),
+            username,
             csrf: session.csrf_token()?,
         },
         StatusCode::OK,
@@ -336,7 +337,7 @@ pub async fn enroll(
     resume(&req, &idp, &session, StatusCode::SEE_OTHER)
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "idp/signed_out.html")]
 pub struct SignedOutPage {}
 

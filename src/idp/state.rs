@@ -72,7 +72,7 @@ pub fn real_now() -> i64 {
 impl Idp {
     pub fn new(config: &IdpConfig) -> anyhow::Result<Self> {
         Ok(Self {
-            issuer: crate::config::canonical_issuer(&config.issuer),
+            issuer: crate::config::issuer_id(&config.issuer),
             issuer_url: config.issuer.clone(),
             clients: config.clients.clone(),
             mfa_at_login: config.mfa_at_login,
@@ -91,7 +91,7 @@ impl Idp {
     /// The OP's clock: real time shifted by the test-control offset. Everything the OP issues
     /// reads it; TOTP checks do not.
     pub fn now(&self) -> i64 {
-        real_now() + self.control().offset_secs
+        real_now().saturating_add(self.control().offset_secs)
     }
 
     pub fn control(&self) -> MutexGuard<'_, TestControl> {

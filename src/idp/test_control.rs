@@ -110,8 +110,16 @@ struct Clock {
     offset_secs: i64,
 }
 
+/// Offsets beyond a century are refused, so no time arithmetic can overflow.
+const MAX_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
+
 /// `PUT /test-control/clock` `{"offset_secs": i64}`.
 async fn set_clock(idp: web::Data<Idp>, body: web::Json<Clock>) -> HttpResponse {
+    if body.offset_secs.abs() > MAX_OFFSET_SECS {
+        return HttpResponse::BadRequest().json(json!({
+            "error": "invalid_request", "error_description": "offset_secs must be within ±100 years",
+        }));
+    }
     idp.control().offset_secs = body.offset_secs;
     HttpResponse::NoContent().finish()
 }

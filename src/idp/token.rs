@@ -76,7 +76,7 @@ fn authenticate<'a>(
     match idp.client(&client_id) {
         Some(c) if secrets_equal(c.client_secret.expose_secret(), &secret) => Ok(c),
         _ => {
-            tracing::info!(%client_id, "client authentication failed");
+            tracing::info!(?client_id, "client authentication failed");
             Err(OAuthError::invalid_client(basic))
         }
     }
@@ -174,4 +174,30 @@ fn issue(idp: &Idp, grant: &CodeGrant, now: i64) -> anyhow::Result<Value> {
         "id_token": id_token,
         "scope": grant.scope,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn with_basic(raw: &str) -> HttpRequest {
+        let value = format!("Basic {}", STANDARD.encode(raw));
+        TestRequest::default()
+            .insert_header((header::AUTHORIZATION, value))
+            .to_http_request()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded_inside_base64() {
+        // RFC 6749 §2.3.1: "a b" / "p:w%" travel as "a+b:p%3Aw%25".
+        let parsed = basic_credentials(&with_basic("a+b:p%3Aw%25"));
+        assert_eq!(parsed, Some(Ok(("a b".to_owned(), "p:w%".to_owned()))));
+        assert_eq!(basic_credentials(&with_basic("no-colon")), Some(Err(())));
+        assert_eq!(basic_credentials(&TestRequest::default().to_http_request()), None);
+        let bearer = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer x"))
+            .to_http_request();
+        assert_eq!(basic_credentials(&bearer), Some(Err(())));
+    }
 }

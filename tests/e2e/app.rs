@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 
-use fabrikam::config::{Settings, canonical_issuer};
+use fabrikam::config::{Settings, issuer_id};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -205,7 +205,7 @@ impl TestApp {
         let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
         let public = s.intranet_public_url(intranet_listener.local_addr().unwrap());
         let idp_config = s.idp_config(idp_listener.local_addr().unwrap(), &public);
-        let issuer = canonical_issuer(&idp_config.issuer);
+        let issuer = issuer_id(&idp_config.issuer);
         let intranet_config = s.intranet_config(public.clone(), issuer.clone());
         let idp = fabrikam::idp::build(idp_config, idp_listener)
             .await

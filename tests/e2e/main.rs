@@ -1,6 +1,11 @@
 //! End-to-end tests: Fabrikam ID and the intranet on port 0 in this process, driven over HTTP
 //! with a cookie-keeping client, as a browser would.
+//!
+//! One test binary with modules (it links once): `support` starts Fabrikam ID alone and acts
+//! as a relying party; `app` starts both servers and acts as a browser on the intranet.
 
 mod app;
 mod audit;
+mod idp;
 mod intranet;
+mod support;
