@@ -6,29 +6,9 @@ use std::net::TcpListener;
 use fabrikam::config::{Settings, issuer_id};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 use url::Url;
 
-/// The documented demo TOTP secrets (../shared/DESIGN.md).
-pub fn totp_secret(user: &str) -> &'static str {
-    match user {
-        "alice" => "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
-        "bob" => "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU",
-        other => panic!("{other} has no documented TOTP secret"),
-    }
-}
-
-/// The RFC 6238 code for a base32 secret, `step_offset` steps from now (the OP accepts ±1
-/// and each step at most once, so a second login in the same window uses offset 1).
-pub fn totp_code_for_secret(base32: &str, step_offset: i64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(base32).expect("valid base32");
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret)
-        .build()
-        .expect("valid TOTP");
-    let now = chrono::Utc::now().timestamp();
-    totp.generate((now + 30 * step_offset) as u64).to_string()
-}
+use crate::support::{TestIdp, totp_code};
 
 /// One HTTP response, read whole.
 #[derive(Debug)]
@@ -156,6 +136,8 @@ pub struct TestApp {
     pub base: Url,
     /// Fabrikam ID's issuer, `http://127.0.0.1:<port>`.
     pub issuer: String,
+    /// Fabrikam ID, with the support module's helpers (test control, token flows).
+    pub idp: TestIdp,
     /// Cookie-keeping, redirects off: the tests follow redirects themselves.
     pub browser: reqwest::Client,
     /// A client without cookies or redirects, for the test-control API and bearer calls.
@@ -207,13 +189,10 @@ impl TestApp {
         let idp_config = s.idp_config(idp_listener.local_addr().unwrap(), &public);
         let issuer = issuer_id(&idp_config.issuer);
         let intranet_config = s.intranet_config(public.clone(), issuer.clone());
-        let idp = fabrikam::idp::build(idp_config, idp_listener)
-            .await
-            .expect("idp builds");
+        let idp = TestIdp::spawn(idp_config, idp_listener).await;
         let site = fabrikam::intranet::build(intranet_config, intranet_listener)
             .await
             .expect("intranet builds");
-        tokio::spawn(idp);
         tokio::spawn(site);
         let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
@@ -222,6 +201,7 @@ impl TestApp {
         TestApp {
             base,
             issuer,
+            idp,
             db,
             data_dir,
             browser: browser(),
@@ -239,10 +219,6 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> Url {
         self.base.join(path).unwrap()
-    }
-
-    pub fn idp_url(&self, path: &str) -> Url {
-        Url::parse(&format!("{}{path}", self.issuer)).unwrap()
     }
 
     pub async fn read(url: Url, res: reqwest::Response) -> Visit {
@@ -356,8 +332,7 @@ impl TestApp {
 
     /// Answers the OP's second-factor page with the user's current code.
     pub async fn submit_totp(&self, page: &Visit, user: &str) -> Visit {
-        self.submit_totp_code(page, &totp_code_for_secret(totp_secret(user), 0))
-            .await
+        self.submit_totp_code(page, &totp_code(user, 0)).await
     }
 
     pub async fn submit_totp_code(&self, page: &Visit, code: &str) -> Visit {
@@ -380,29 +355,6 @@ impl TestApp {
             .expect("a page with a logout form")
     }
 
-    // Fabrikam ID's test-control API.
-
-    pub async fn control(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut req = self.plain.request(method, self.idp_url(path));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.expect("test control");
-        assert!(res.status().is_success(), "test control {path}: {}", res.status());
-        res
-    }
-
-    /// Makes the next token(s) deviate, as `PUT /test-control/next-token` describes.
-    pub async fn next_token(&self, deviation: Value) {
-        self.control(reqwest::Method::PUT, "/test-control/next-token", Some(deviation))
-            .await;
-    }
-
     /// Every audit row for `event`, oldest first.
     pub async fn audit_rows(&self, event: &str) -> Vec<fabrikam::intranet::data::AuditRow> {
         use fabrikam::intranet::data::{AuditEvent, AuditFilter};
@@ -413,16 +365,6 @@ impl TestApp {
         let (mut rows, _) = self.db.audit(&filter, 0, 1000).await.expect("audit rows");
         rows.reverse();
         rows
-    }
-
-    pub async fn authorize_requests(&self) -> Vec<serde_json::Map<String, Value>> {
-        let res = self
-            .control(reqwest::Method::GET, "/test-control/authorize-requests", None)
-            .await;
-        let list: Vec<Value> = res.json().await.unwrap();
-        list.into_iter()
-            .filter_map(|v| v.get("params").and_then(Value::as_object).cloned())
-            .collect()
     }
 }
 

@@ -54,7 +54,7 @@ async fn refusals_failures_and_logouts_are_recorded() {
 
     let alice = TestApp::spawn().await;
     let home = alice.login_as("alice").await;
-    alice.next_token(json!({"ignore_acr_values": true})).await;
+    alice.idp.set_next_token(json!({"ignore_acr_values": true})).await;
     let page = alice.follow(alice.get("/employees/1/salary").await).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(

@@ -4,7 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::app::{TestApp, forms, totp_code_for_secret, totp_secret, urlencode};
+use crate::app::{TestApp, urlencode};
+use crate::support::{totp_code, totp_code_for_secret};
 
 const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
@@ -188,7 +189,7 @@ async fn alice_steps_up_with_totp_and_sees_the_salary() {
 async fn bob_is_refused_at_once_without_a_step_up() {
     let app = TestApp::spawn().await;
     app.login_as("bob").await;
-    let before = app.authorize_requests().await.len();
+    let before = app.idp.authorize_requests().await.len();
     let salary = app.get("/employees/1/salary").await;
     assert_eq!(salary.status, StatusCode::FORBIDDEN);
     assert!(
@@ -197,7 +198,7 @@ async fn bob_is_refused_at_once_without_a_step_up() {
         salary.body
     );
     assert_eq!(
-        app.authorize_requests().await.len(),
+        app.idp.authorize_requests().await.len(),
         before,
         "no step-up was started"
     );
@@ -242,10 +243,7 @@ async fn a_remembered_browser_skips_the_code_at_login_but_salary_still_steps_up(
     let home = app
         .submit(
             &mfa,
-            &[
-                ("code", &totp_code_for_secret(totp_secret("alice"), 0)),
-                ("remember_browser", "on"),
-            ],
+            &[("code", &totp_code("alice", 0)), ("remember_browser", "on")],
         )
         .await;
     assert_eq!(home.url.path(), "/");
@@ -277,9 +275,7 @@ async fn a_remembered_browser_skips_the_code_at_login_but_salary_still_steps_up(
         mfa.has_form_field("code"),
         "step-up asks for the code on a remembered browser"
     );
-    let page = app
-        .submit_totp_code(&mfa, &totp_code_for_secret(totp_secret("alice"), 1))
-        .await;
+    let page = app.submit_totp_code(&mfa, &totp_code("alice", 1)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Salary history"));
 }
@@ -289,7 +285,8 @@ async fn a_multi_factor_login_that_ages_past_max_age_steps_up_again() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
     // The step-up's token says the second factor happened 628 s ago: within 600 s + 30 s skew.
-    app.next_token(json!({"id_token_claims": {"auth_time": now() - 628}}))
+    app.idp
+        .set_next_token(json!({"id_token_claims": {"auth_time": now() - 628}}))
         .await;
     let mfa = app.follow(app.get("/employees/1/salary").await).await;
     let page = app.submit_totp(&mfa, "alice").await;
@@ -313,8 +310,8 @@ async fn a_multi_factor_login_that_ages_past_max_age_steps_up_again() {
 async fn a_provider_that_ignores_acr_values_gets_a_403_and_no_loop() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
-    app.next_token(json!({"ignore_acr_values": true})).await;
-    let before = app.authorize_requests().await.len();
+    app.idp.set_next_token(json!({"ignore_acr_values": true})).await;
+    let before = app.idp.authorize_requests().await.len();
     let page = app.follow(app.get("/employees/1/salary").await).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert_eq!(page.url.path(), "/employees/1/salary");
@@ -325,7 +322,7 @@ async fn a_provider_that_ignores_acr_values_gets_a_403_and_no_loop() {
     );
     assert!(page.body.contains(MFA), "it says what was asked");
     assert_eq!(
-        app.authorize_requests().await.len(),
+        app.idp.authorize_requests().await.len(),
         before + 1,
         "exactly one step-up, no loop"
     );
@@ -337,7 +334,8 @@ async fn a_provider_that_ignores_acr_values_gets_a_403_and_no_loop() {
 async fn a_stale_answer_to_a_step_up_is_refused_not_looped() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
-    app.next_token(json!({"id_token_claims": {"auth_time": now() - 3600}}))
+    app.idp
+        .set_next_token(json!({"id_token_claims": {"auth_time": now() - 3600}}))
         .await;
     let mfa = app.follow(app.get("/employees/1/salary").await).await;
     let page = app.submit_totp(&mfa, "alice").await;
@@ -348,7 +346,7 @@ async fn a_stale_answer_to_a_step_up_is_refused_not_looped() {
 /// Logs alice in with a deviating ID token and checks she ends on an error page without a session.
 async fn refused_login(deviation: Value, what: &str) {
     let app = TestApp::spawn().await;
-    app.next_token(deviation).await;
+    app.idp.set_next_token(deviation).await;
     let page = app.login_to("alice", "/customers").await;
     assert!(
         page.status.is_client_error() || page.status.is_server_error(),
@@ -403,7 +401,7 @@ async fn forged_or_misaddressed_id_tokens_create_no_session() {
 async fn a_forged_step_up_token_does_not_upgrade_the_session() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
-    app.next_token(json!({"signature": "wrong-key"})).await;
+    app.idp.set_next_token(json!({"signature": "wrong-key"})).await;
     let mfa = app.follow(app.get("/employees/1/salary").await).await;
     let page = app.submit_totp(&mfa, "alice").await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
@@ -618,75 +616,16 @@ async fn logout_needs_the_csrf_token_and_ends_both_sessions() {
     );
 }
 
-/// An access token for `user` from Fabrikam ID, with MFA when `mfa`, obtained the way a
-/// client would: authorize (as the intranet's registered client), log in, redeem the code.
+/// An access token for `user` from Fabrikam ID, with MFA when `mfa`, obtained as a client
+/// would (authorize as the intranet's registered client, log in, redeem the code).
 async fn access_token(app: &TestApp, user: &str, mfa: bool) -> String {
-    let verifier = fabrikam::web::random_token(32);
-    let challenge = fabrikam::web::pkce_s256(&verifier);
-    let redirect_uri = app.url("/callback");
-    let mut authorize = app.idp_url("/authorize");
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", "fabrikam-intranet")
-        .append_pair("redirect_uri", redirect_uri.as_str())
-        .append_pair("scope", "openid")
-        .append_pair("state", "api-test-state")
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    if mfa {
-        authorize.query_pairs_mut().append_pair("acr_values", MFA);
-    }
-    let client = app.new_browser();
-    let mut visit = app.get_with(&client, authorize.as_str()).await;
-    // Walk the provider's pages with this client, stopping at the redirect to the callback.
-    for _ in 0..10 {
-        if let Some(next) = visit.location() {
-            if next.path() == "/callback" && next.port() == redirect_uri.port() {
-                let code = next
-                    .query_pairs()
-                    .find(|(k, _)| k == "code")
-                    .expect("a code")
-                    .1
-                    .to_string();
-                let res = app
-                    .plain
-                    .post(app.idp_url("/token"))
-                    .basic_auth("fabrikam-intranet", Some("fabrikam-demo-secret"))
-                    .form(&[
-                        ("grant_type", "authorization_code"),
-                        ("code", &code),
-                        ("redirect_uri", redirect_uri.as_str()),
-                        ("code_verifier", &verifier),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                let body: Value = res.json().await.unwrap();
-                return body["access_token"].as_str().expect("an access token").to_owned();
-            }
-            visit = app.get_with(&client, next.as_str()).await;
-            continue;
-        }
-        let form = forms(&visit.body)
-            .into_iter()
-            .next()
-            .expect("a form on the provider's page");
-        let mut fields = form.fields.clone();
-        for (name, value) in fields.iter_mut() {
-            match name.as_str() {
-                "username" => *value = user.to_owned(),
-                "password" => *value = format!("{user}-password"),
-                "code" => *value = totp_code_for_secret(totp_secret(user), 0),
-                _ => {}
-            }
-        }
-        fields.retain(|(n, _)| n != "remember_browser");
-        let action = visit.url.join(&form.action).unwrap();
-        let res = client.post(action.clone()).form(&fields).send().await.unwrap();
-        visit = TestApp::read(action, res).await;
-    }
-    panic!("no code after 10 steps");
+    let browser = app.idp.browser();
+    let (_, tokens) = if mfa {
+        app.idp.step_up(&browser, user, 0, &[]).await
+    } else {
+        app.idp.login(&browser, user, &[]).await
+    };
+    tokens.access_token
 }
 
 /// Parses `Bearer k="v", k2=v2` into pairs.
@@ -797,7 +736,7 @@ async fn the_api_refuses_tokens_that_are_not_its_access_tokens() {
         (json!({"signature": "wrong-key"}), "forged"),
         (json!({"signature": "none"}), "unsigned"),
     ] {
-        app.next_token(deviation).await;
+        app.idp.set_next_token(deviation).await;
         // A password-only token: validation fails before the policy is even asked.
         let token = access_token(&app, "alice", false).await;
         let res = app

@@ -77,27 +77,36 @@ pub async fn spawn_idp(options: IdpOptions) -> TestIdp {
         SecretString::from(CLIENT_SECRET),
         &options.rp_public_url,
     );
-    let redirect_uri = client.redirect_uris[0].to_string();
-    let post_logout_redirect_uri = client.post_logout_redirect_uris[0].to_string();
     let config = IdpConfig {
-        issuer: issuer.clone(),
+        issuer,
         clients: vec![client],
         mfa_at_login: options.mfa_at_login,
         test_control: options.test_control,
         api_audience: "fabrikam-api".into(),
         signing_key_pem: None,
     };
-    let server = fabrikam::idp::build(config.clone(), listener)
-        .await
-        .expect("Fabrikam ID builds");
-    tokio::spawn(server);
-    TestIdp {
-        issuer_id: fabrikam::config::issuer_id(&issuer),
-        issuer,
-        config,
-        redirect_uri,
-        post_logout_redirect_uri,
-        api: no_redirects().build().unwrap(),
+    TestIdp::spawn(config, listener).await
+}
+
+impl TestIdp {
+    /// Starts Fabrikam ID with `config` (its first client is the one the helpers act as).
+    pub async fn spawn(config: IdpConfig, listener: TcpListener) -> TestIdp {
+        let client = &config.clients[0];
+        let redirect_uri = client.redirect_uris[0].to_string();
+        let post_logout_redirect_uri = client.post_logout_redirect_uris[0].to_string();
+        let issuer = fabrikam::config::with_trailing_slash(&config.issuer);
+        let server = fabrikam::idp::build(config.clone(), listener)
+            .await
+            .expect("Fabrikam ID builds");
+        tokio::spawn(server);
+        TestIdp {
+            issuer_id: fabrikam::config::issuer_id(&issuer),
+            issuer,
+            config,
+            redirect_uri,
+            post_logout_redirect_uri,
+            api: no_redirects().build().unwrap(),
+        }
     }
 }
 
