@@ -65,12 +65,19 @@ pub struct Settings {
         global = true
     )]
     pub oidc_client_secret: SecretString,
-    /// Space-separated acr values requested and accepted on step-up.
-    #[arg(long, env = "STEPUP_ACR_VALUES", default_value = PAPE_MULTI_FACTOR, global = true)]
-    pub stepup_acr_values: String,
-    /// An amr value that also satisfies the step-up policy; empty = acr only.
-    #[arg(long, env = "STEPUP_ACCEPT_AMR", default_value = "mfa", global = true)]
-    pub stepup_accept_amr: String,
+    /// How multi-factor is requested and recognised: a preset per provider. STEPUP_ACR_VALUES
+    /// and STEPUP_ACCEPT_AMR override its values.
+    #[arg(long, env = "STEPUP_PROFILE", value_enum, default_value_t = StepUpProfile::Custom, global = true)]
+    pub stepup_profile: StepUpProfile,
+    /// Space-separated acr values requested and accepted on step-up (with the entra profile:
+    /// the authentication context id). Default: the profile's, for custom the PAPE
+    /// multi-factor URI.
+    #[arg(long, env = "STEPUP_ACR_VALUES", global = true)]
+    pub stepup_acr_values: Option<String>,
+    /// An amr value that also satisfies the step-up policy; empty = acr only. Default: the
+    /// profile's, for custom `mfa`.
+    #[arg(long, env = "STEPUP_ACCEPT_AMR", global = true)]
+    pub stepup_accept_amr: Option<String>,
     /// How fresh (auth_time) a multi-factor login must be for salary pages.
     #[arg(long, env = "STEPUP_MAX_AGE_SECS", default_value_t = 600, global = true)]
     pub stepup_max_age_secs: u64,
@@ -115,6 +122,24 @@ pub struct Settings {
     pub roles_claim: String,
 }
 
+/// Presets for how real providers request and report multi-factor sign-ins
+/// (see `intranet::profiles` for the values and the provider-side settings they need).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepUpProfile {
+    /// Auth0: the PAPE multi-factor URI in `acr_values`; `amr` contains `mfa`.
+    Auth0,
+    /// Okta: `urn:okta:loa:2fa:any`.
+    Okta,
+    /// Keycloak: acr names mapped to levels of assurance (`gold` = level 2).
+    Keycloak,
+    /// Microsoft Entra ID: an authentication context (`c1`) requested with the `claims`
+    /// parameter and reported in the `acrs` claim.
+    Entra,
+    /// Fabrikam ID and anything else: STEPUP_ACR_VALUES and STEPUP_ACCEPT_AMR as given
+    /// (default: the PAPE multi-factor URI, `mfa`).
+    Custom,
+}
+
 /// One client registered at Fabrikam ID.
 #[derive(Debug, Clone)]
 pub struct ClientRegistration {
@@ -138,8 +163,11 @@ pub struct IdpConfig {
 /// The step-up requirement of the salary pages, as configured.
 #[derive(Debug, Clone)]
 pub struct StepUpConfig {
-    pub acr_values: Vec<String>,
-    pub accept_amr: Option<String>,
+    pub profile: StepUpProfile,
+    /// `STEPUP_ACR_VALUES`, split; `None` = the profile's.
+    pub acr_values: Option<Vec<String>>,
+    /// `STEPUP_ACCEPT_AMR`: `None` = the profile's, `Some(None)` = set empty (acr only).
+    pub accept_amr: Option<Option<String>>,
     pub max_age: Duration,
     pub interstitial: bool,
 }
@@ -206,12 +234,15 @@ impl Settings {
             client_id: self.oidc_client_id.clone(),
             client_secret: self.oidc_client_secret.clone(),
             stepup: StepUpConfig {
+                profile: self.stepup_profile,
                 acr_values: self
                     .stepup_acr_values
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-                accept_amr: Some(self.stepup_accept_amr.trim().to_owned()).filter(|s| !s.is_empty()),
+                    .as_deref()
+                    .map(|v| v.split_whitespace().map(str::to_owned).collect()),
+                accept_amr: self
+                    .stepup_accept_amr
+                    .as_deref()
+                    .map(|a| Some(a.trim().to_owned()).filter(|a| !a.is_empty())),
                 max_age: Duration::from_secs(self.stepup_max_age_secs),
                 interstitial: self.stepup_interstitial,
             },
@@ -268,8 +299,12 @@ mod tests {
         assert_eq!(s.fabrikam_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.idp_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(s.oidc_client_id, "fabrikam-intranet");
-        assert_eq!(s.stepup_acr_values, PAPE_MULTI_FACTOR);
-        assert_eq!(s.stepup_accept_amr, "mfa");
+        assert_eq!(s.stepup_profile, StepUpProfile::Custom);
+        assert_eq!(
+            s.stepup_acr_values, None,
+            "the profile's: the PAPE URI for custom"
+        );
+        assert_eq!(s.stepup_accept_amr, None, "the profile's: mfa for custom");
         assert_eq!(s.stepup_max_age_secs, 600);
         assert_eq!(s.api_audience, "fabrikam-api");
         assert_eq!(s.roles_claim, "roles");
@@ -291,10 +326,10 @@ mod tests {
     #[test]
     fn empty_accept_amr_means_acr_only() {
         let mut s = Settings::defaults();
-        s.stepup_accept_amr = String::new();
+        s.stepup_accept_amr = Some(String::new());
         let c = s.intranet_config(url_for(s.fabrikam_addr), issuer_id(&url_for(s.idp_addr)));
         assert_eq!(c.issuer_url, "http://127.0.0.1:9090");
-        assert_eq!(c.stepup.accept_amr, None);
+        assert_eq!(c.stepup.accept_amr, Some(None));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
+use base64::Engine;
 use serde_json::json;
 
 use super::oidc::OidcError;
@@ -253,7 +254,14 @@ impl AppError {
 
 /// "acr one of X, at most N seconds old"
 pub fn describe_request(req: &StepUpRequest) -> String {
-    let mut s = format!("acr_values = {}", req.acr_values.join(" "));
+    let mut parts = Vec::new();
+    if !req.acr_values.is_empty() {
+        parts.push(format!("acr_values = {}", req.acr_values.join(" ")));
+    }
+    if let Some(context) = &req.auth_context {
+        parts.push(format!("authentication context {context}"));
+    }
+    let mut s = parts.join(", ");
     if let Some(max_age) = req.max_age {
         s.push_str(&format!(", max_age = {max_age} s"));
     }
@@ -337,10 +345,19 @@ impl ResponseError for ApiError {
                 // RFC 9470 §3: error, error_description, acr_values (space-separated, quoted)
                 // and max_age (an integer).
                 let mut challenge = format!(
-                    r#"Bearer error="insufficient_user_authentication", error_description="{}", acr_values="{}""#,
+                    r#"Bearer error="insufficient_user_authentication", error_description="{}""#,
                     description.replace(['"', '\\'], ""),
-                    request.acr_values.join(" ").replace(['"', '\\'], "")
                 );
+                if !request.acr_values.is_empty() {
+                    let values = request.acr_values.join(" ").replace(['"', '\\'], "");
+                    challenge.push_str(&format!(r#", acr_values="{values}""#));
+                }
+                if let Some(context) = &request.auth_context {
+                    // Entra's claims challenge (base64 of the claims request), which MSAL reads.
+                    let claims = json!({"access_token": {"acrs": {"essential": true, "value": context}}});
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
+                    challenge.push_str(&format!(r#", claims="{encoded}""#));
+                }
                 if let Some(max_age) = request.max_age {
                     challenge.push_str(&format!(", max_age={max_age}"));
                 }

@@ -16,10 +16,10 @@ pub mod oidc;
 pub mod pages;
 pub mod paths;
 pub mod policy;
+pub mod profiles;
 pub mod session;
 
 use std::net::TcpListener;
-use std::time::Duration;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::CookieContentSecurity;
@@ -100,14 +100,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
     let issuer_origin = url::Url::parse(&config.issuer_url)?
         .origin()
         .ascii_serialization();
-    let salary_requirement = Requirement {
-        id: "salary".into(),
-        acr_values: config.stepup.acr_values.clone(),
-        accept_amr: config.stepup.accept_amr.clone(),
-        max_age: Some(config.stepup.max_age),
-        roles: vec!["hr".into()],
-        clock_skew: Duration::from_secs(30),
-    };
+    let salary_requirement = profiles::salary_requirement(&config.stepup);
     let state = web::Data::new(AppState {
         oidc: Oidc::new(
             config.issuer_url.clone(),

@@ -199,7 +199,12 @@ impl Oidc {
             if let Some(max_age) = step_up.max_age {
                 request = request.set_max_age(Duration::from_secs(max_age));
             }
-            if provider.claims_parameter_supported && !step_up.acr_values.is_empty() {
+            if let Some(context) = &step_up.auth_context {
+                // Entra ID's authentication context: a `claims` request for `acrs` (Microsoft
+                // identity platform, "Conditional Access authentication context").
+                let claims = json!({"id_token": {"acrs": {"essential": true, "value": context}}});
+                request = request.add_extra_param("claims", claims.to_string());
+            } else if provider.claims_parameter_supported && !step_up.acr_values.is_empty() {
                 // OIDC Core §5.5.1.1: an essential acr makes the provider fail the request
                 // rather than quietly issue a weaker token.
                 let claims = json!({"id_token": {"acr": {"essential": true, "values": step_up.acr_values}}});

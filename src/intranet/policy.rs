@@ -22,6 +22,9 @@ pub struct AuthState {
     pub amr: Vec<String>,
     /// When the user last actively authenticated (OIDC Core §2), not when the token was issued.
     pub auth_time: Option<i64>,
+    /// Microsoft Entra's authentication context ids satisfied (`acrs`, not a standard claim).
+    #[serde(default)]
+    pub acrs: Vec<String>,
     pub roles: Vec<String>,
     /// When this relying party accepted the token.
     pub received_at: i64,
@@ -36,8 +39,14 @@ pub struct Requirement {
     pub id: String,
     /// Any of these `acr` values satisfies the requirement (and they are requested on step-up).
     pub acr_values: Vec<String>,
+    /// Further `acr` values that satisfy it without being requested (stronger classes, or a
+    /// provider's other spelling of the same level, as Keycloak's level numbers).
+    pub also_accept_acr: Vec<String>,
     /// An `amr` value that also satisfies it (Auth0 reports MFA as `amr: ["mfa"]`).
     pub accept_amr: Option<String>,
+    /// An Entra authentication context id: requested through the `claims` parameter and
+    /// satisfied when the token's `acrs` claim contains it.
+    pub auth_context: Option<String>,
     /// How long ago the authentication may have happened; `None` = any age.
     pub max_age: Option<Duration>,
     /// Every one of these roles is needed.
@@ -51,6 +60,8 @@ pub struct Requirement {
 pub struct StepUpRequest {
     pub acr_values: Vec<String>,
     pub max_age: Option<u64>,
+    /// Entra: ask for this authentication context (`claims` → `acrs`).
+    pub auth_context: Option<String>,
 }
 
 /// Why a login does not satisfy a requirement.
@@ -94,6 +105,7 @@ impl Requirement {
         StepUpRequest {
             acr_values: self.acr_values.clone(),
             max_age: self.max_age.map(|d| d.as_secs()),
+            auth_context: self.auth_context.clone(),
         }
     }
 
@@ -101,17 +113,23 @@ impl Requirement {
     pub fn is_strong(&self, auth: &AuthState) -> bool {
         // acr: one of the accepted classes (OIDC Core §5.5.1.1: the RP checks what came back;
         // the OP may have ignored acr_values).
-        let acr_ok = auth
-            .acr
+        let acr_ok = auth.acr.as_ref().is_some_and(|acr| {
+            self.acr_values
+                .iter()
+                .chain(&self.also_accept_acr)
+                .any(|v| v == acr)
+        });
+        let acrs_ok = self
+            .auth_context
             .as_ref()
-            .is_some_and(|acr| self.acr_values.iter().any(|v| v == acr));
+            .is_some_and(|ctx| auth.acrs.contains(ctx));
         // amr: the accepted method must be *present*. (The seed's sample had this inverted and
         // refused tokens whose amr contained "mfa".) RFC 8176 §2: "mfa" = multiple factors.
         let amr_ok = self
             .accept_amr
             .as_ref()
             .is_some_and(|want| auth.amr.iter().any(|m| m == want));
-        acr_ok || amr_ok
+        acr_ok || acrs_ok || amr_ok
     }
 
     /// Checks strength and freshness at `now`; `Ok(valid_until)` or the shortfall.
@@ -180,6 +198,7 @@ impl AuthState {
             email: string("email"),
             acr: string("acr"),
             amr: string_list(claims.get("amr")),
+            acrs: string_list(claims.get("acrs")),
             auth_time: claims
                 .get("auth_time")
                 .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))),
@@ -221,7 +240,9 @@ mod tests {
         Requirement {
             id: "salary".into(),
             acr_values: vec![MFA.into()],
+            also_accept_acr: vec![],
             accept_amr: Some("mfa".into()),
+            auth_context: None,
             max_age: Some(Duration::from_secs(600)),
             roles: vec!["hr".into()],
             clock_skew: Duration::from_secs(30),
@@ -244,6 +265,7 @@ mod tests {
             request: StepUpRequest {
                 acr_values: vec![MFA.into()],
                 max_age: Some(600),
+                auth_context: None,
             },
             shortfall,
         }

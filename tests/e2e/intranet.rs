@@ -514,7 +514,7 @@ async fn provider_errors_on_the_callback_are_explained() {
 
 #[tokio::test]
 async fn an_unmet_essential_acr_ends_in_a_clear_refusal() {
-    let app = TestApp::spawn_with(|s| s.stepup_acr_values = "urn:example:acr:unknown".into()).await;
+    let app = TestApp::spawn_with(|s| s.stepup_acr_values = Some("urn:example:acr:unknown".into())).await;
     app.login_as("alice").await;
     let page = app.follow(app.get("/employees/1/salary").await).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
@@ -764,4 +764,23 @@ async fn public_pages_work_while_the_provider_is_down() {
     let login = app.get("/login").await;
     assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(login.body.contains("identity provider is unavailable"));
+}
+
+#[tokio::test]
+async fn the_entra_profile_asks_for_an_authentication_context() {
+    let app = TestApp::spawn_with(|s| s.stepup_profile = fabrikam::config::StepUpProfile::Entra).await;
+    app.login_as("alice").await;
+    let salary = app.get("/employees/1/salary").await;
+    assert_eq!(salary.status, StatusCode::FOUND);
+    assert_eq!(salary.location_param("acr_values"), None);
+    let claims: Value = serde_json::from_str(&salary.location_param("claims").unwrap()).unwrap();
+    assert_eq!(
+        claims,
+        json!({"id_token": {"acrs": {"essential": true, "value": "c1"}}})
+    );
+    // Fabrikam ID knows no authentication contexts: its answer lacks `acrs`, and the
+    // intranet says so instead of looping.
+    let page = app.follow(salary).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(page.body.contains("authentication context c1"));
 }
