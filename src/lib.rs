@@ -10,5 +10,6 @@
 pub mod config;
 pub mod idp;
 pub mod intranet;
+pub mod startup;
 pub mod telemetry;
 pub mod web;

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use anyhow::Context;
 use clap::Parser;
 use fabrikam::config::{Cli, Command, Settings, issuer_id};
-use fabrikam::{idp, intranet, telemetry};
+use fabrikam::{idp, intranet, startup, telemetry};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
@@ -42,21 +42,17 @@ async fn main() -> anyhow::Result<()> {
 async fn demo(s: Settings) -> anyhow::Result<()> {
     let intranet_listener = bind(s.fabrikam_addr, "intranet")?;
     let idp_listener = bind(s.idp_addr, "Fabrikam ID")?;
-    let public = s.intranet_public_url(intranet_listener.local_addr()?);
-    let idp_config = s.idp_config(idp_listener.local_addr()?, &public);
-    let issuer = issuer_id(&idp_config.issuer);
-    let intranet_config = s.intranet_config(public.clone(), issuer.clone());
-    let idp = idp::build(idp_config, idp_listener).await?;
-    let site = intranet::build(intranet_config, intranet_listener).await?;
+    let demo = startup::demo(&s, intranet_listener, idp_listener).await?;
+    let (public, issuer) = (&demo.intranet_url, &demo.issuer);
     println!(
         "\n  Fabrikam intranet  {public}\n  Fabrikam ID        {issuer}\n\n\
          Demo logins (password = user name + \"-password\"):\n\
          \x20 alice  role hr     TOTP secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\
          \x20 bob    role sales  TOTP secret KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU\n\
-         \x20 carol  role hr     no second factor yet: enrols one at her first step-up\n\n\
+         \x20 carol  role hr     no second factor yet: enrolls one at her first step-up\n\n\
          Open {public} and sign in; salary pages ask for the authenticator code.\n"
     );
-    tokio::try_join!(idp, site)?;
+    tokio::try_join!(demo.idp, demo.intranet)?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::TcpListener;
 
-use fabrikam::config::{Settings, issuer_id};
+use fabrikam::config::Settings;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -185,15 +185,13 @@ impl TestApp {
         configure(&mut s);
         let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
         let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
-        let public = s.intranet_public_url(intranet_listener.local_addr().unwrap());
-        let idp_config = s.idp_config(idp_listener.local_addr().unwrap(), &public);
-        let issuer = issuer_id(&idp_config.issuer);
-        let intranet_config = s.intranet_config(public.clone(), issuer.clone());
-        let idp = TestIdp::spawn(idp_config, idp_listener).await;
-        let site = fabrikam::intranet::build(intranet_config, intranet_listener)
+        let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
             .await
-            .expect("intranet builds");
-        tokio::spawn(site);
+            .expect("both servers build");
+        let (public, issuer) = (demo.intranet_url, demo.issuer);
+        let idp = TestIdp::new(demo.idp_config);
+        tokio::spawn(demo.idp);
+        tokio::spawn(demo.intranet);
         let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
             .await

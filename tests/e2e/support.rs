@@ -91,14 +91,19 @@ pub async fn spawn_idp(options: IdpOptions) -> TestIdp {
 impl TestIdp {
     /// Starts Fabrikam ID with `config` (its first client is the one the helpers act as).
     pub async fn spawn(config: IdpConfig, listener: TcpListener) -> TestIdp {
-        let client = &config.clients[0];
-        let redirect_uri = client.redirect_uris[0].to_string();
-        let post_logout_redirect_uri = client.post_logout_redirect_uris[0].to_string();
-        let issuer = fabrikam::config::with_trailing_slash(&config.issuer);
         let server = fabrikam::idp::build(config.clone(), listener)
             .await
             .expect("Fabrikam ID builds");
         tokio::spawn(server);
+        TestIdp::new(config)
+    }
+
+    /// Helpers for a Fabrikam ID already running with `config`.
+    pub fn new(config: IdpConfig) -> TestIdp {
+        let client = &config.clients[0];
+        let redirect_uri = client.redirect_uris[0].to_string();
+        let post_logout_redirect_uri = client.post_logout_redirect_uris[0].to_string();
+        let issuer = fabrikam::config::with_trailing_slash(&config.issuer);
         TestIdp {
             issuer_id: fabrikam::config::issuer_id(&issuer),
             issuer,

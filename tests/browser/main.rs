@@ -1,0 +1,314 @@
+//! Browser tests: the tutorial's path in headless Chromium through chromedriver — alice signs
+//! in, browses customers, steps up with a computed TOTP code and sees a salary, then signs
+//! out; carol enrolls a second factor from the secret on the page; bob is refused.
+//!
+//! `#[ignore]`d so `cargo test` passes without a browser. With Debian's `chromium` and
+//! `chromium-driver` installed:
+//!
+//! ```sh
+//! chromedriver --port=9515 &
+//! WEBDRIVER_URL=http://127.0.0.1:9515 cargo test --test browser -- --ignored
+//! ```
+//!
+//! Each step saves a screenshot under `target/screenshots/` (or `$SCREENSHOT_DIR`).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fabrikam::config::Settings;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Both servers on port 0, with their own database, in this test's runtime.
+struct Servers {
+    intranet: String,
+    data_dir: PathBuf,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+async fn servers() -> Servers {
+    let mut s = Settings::defaults();
+    s.fabrikam_public_url = None;
+    s.oidc_issuer_url = None;
+    s.idp_issuer_url = None;
+    let data_dir = std::env::temp_dir().join(format!("fabrikam-browser-{}", fabrikam::web::random_token(9)));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
+    let demo = fabrikam::startup::demo(
+        &s,
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .await
+    .expect("both servers build");
+    tokio::spawn(demo.idp);
+    tokio::spawn(demo.intranet);
+    Servers {
+        intranet: demo.intranet_url.as_str().trim_end_matches('/').to_owned(),
+        data_dir,
+    }
+}
+
+/// A headless Chromium session that names and saves a screenshot per step.
+struct Browser {
+    client: Client,
+    test: &'static str,
+    step: usize,
+    user_data_dir: PathBuf,
+}
+
+impl Browser {
+    async fn start(test: &'static str) -> Browser {
+        let webdriver = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:9515".into());
+        let user_data_dir =
+            std::env::temp_dir().join(format!("fabrikam-chromium-{}", fabrikam::web::random_token(9)));
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,900".into(),
+            format!("--user-data-dir={}", user_data_dir.display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": args, "binary": chromium_binary()}),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&webdriver)
+            .await
+            .unwrap_or_else(|e| panic!("cannot start Chromium through {webdriver}: {e}"));
+        Browser {
+            client,
+            test,
+            step: 0,
+            user_data_dir,
+        }
+    }
+
+    /// Saves `target/screenshots/<test>-<n>-<name>.png`.
+    async fn shot(&mut self, name: &str) {
+        self.step += 1;
+        let dir = std::env::var_os("SCREENSHOT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("target")
+                    .join("screenshots")
+            });
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(
+            dir.join(format!("{}-{:02}-{name}.png", self.test, self.step)),
+            png,
+        )
+        .unwrap();
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigation");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css)
+            .click()
+            .await
+            .expect("click");
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self
+            .client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css);
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Waits until the page's `<h1>` contains `text`; returns the whole body text.
+    async fn expect_heading(&self, text: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..50 {
+            if let Ok(h1) = self.client.find(Locator::Css("h1")).await {
+                last = h1.text().await.unwrap_or_default();
+                if last.contains(text) {
+                    return self
+                        .client
+                        .find(Locator::Css("body"))
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        panic!("expected a heading with {text:?} at {url}, found {last:?}");
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_owned()
+    }
+
+    /// Signs in at Fabrikam ID's page.
+    async fn sign_in_at_provider(&mut self, user: &str) {
+        self.expect_heading("Sign in").await;
+        self.fill("#username", user).await;
+        self.fill("#password", &format!("{user}-password")).await;
+        self.shot("provider-sign-in").await;
+        self.click("form button[type=submit]").await;
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.user_data_dir);
+    }
+}
+
+fn chromium_binary() -> String {
+    std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+/// The RFC 6238 code for a base32 secret at this moment.
+fn totp(base32: &str) -> String {
+    let secret = totp_rs::Secret::try_from_base32(base32).expect("base32");
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("a TOTP");
+    totp.generate_current().to_string()
+}
+
+const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (WEBDRIVER_URL); run by .ci/run"]
+async fn alice_signs_in_browses_steps_up_sees_a_salary_and_signs_out() {
+    let app = servers().await;
+    let mut b = Browser::start("alice").await;
+    b.goto(&app.intranet).await;
+    b.expect_heading("Welcome to the Fabrikam intranet").await;
+    b.shot("home").await;
+
+    b.click(".session a[href='/login']").await;
+    b.sign_in_at_provider("alice").await;
+    let home = b.expect_heading("Welcome").await;
+    assert!(
+        home.contains("Alice") && home.contains("password"),
+        "signed in with a password badge:\n{home}"
+    );
+    b.shot("signed-in").await;
+
+    b.click("nav a[href='/customers']").await;
+    let customers = b.expect_heading("Customers").await;
+    assert!(customers.contains("Northwind Traders"));
+    b.shot("customers").await;
+
+    b.click("nav a[href='/employees']").await;
+    b.expect_heading("Employees").await;
+    b.shot("employees").await;
+    b.click("a[href='/employees/1/salary']").await;
+
+    // Fabrikam ID asks only for the second factor: the password session is reused.
+    b.expect_heading("Verify it's you").await;
+    b.shot("provider-second-factor").await;
+    b.fill("#code", &totp(ALICE_TOTP)).await;
+    b.click("form button[type=submit]").await;
+    let salary = b.expect_heading("Alice Ashford").await;
+    assert!(
+        salary.contains("Salary history") && salary.contains("104,000 EUR"),
+        "{salary}"
+    );
+    assert!(
+        salary.contains("multi-factor"),
+        "the badge shows the step-up:\n{salary}"
+    );
+    assert_eq!(b.path().await, "/employees/1/salary");
+    b.shot("salary").await;
+
+    b.click("nav a[href='/me']").await;
+    let me = b.expect_heading("My sign-in").await;
+    assert!(me.contains("pwd, otp, mfa") && me.contains("Satisfied now"));
+    b.shot("me").await;
+
+    b.click("nav a[href='/audit']").await;
+    let audit = b.expect_heading("Audit trail").await;
+    assert!(audit.contains("salary_viewed") && audit.contains("step_up_succeeded"));
+    b.shot("audit").await;
+
+    b.click(".session button[type=submit]").await;
+    let after = b.expect_heading("Welcome").await;
+    assert!(after.contains("You have signed out"), "{after}");
+    assert!(after.contains("Sign in"));
+    b.shot("signed-out").await;
+    b.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (WEBDRIVER_URL); run by .ci/run"]
+async fn carol_enrolls_an_authenticator_from_the_secret_on_the_page() {
+    let app = servers().await;
+    let mut b = Browser::start("carol").await;
+    b.goto(&format!("{}/employees/3/salary", app.intranet)).await;
+    b.sign_in_at_provider("carol").await;
+    b.expect_heading("Set up your authenticator").await;
+    b.shot("enroll").await;
+    let secret = b
+        .client
+        .find(Locator::Id("totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret: String = secret.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    b.fill("#code", &totp(&secret)).await;
+    b.click("form button[type=submit]").await;
+    let salary = b.expect_heading("Carol Castillo").await;
+    assert!(salary.contains("81,000 EUR"), "{salary}");
+    b.shot("salary").await;
+    b.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (WEBDRIVER_URL); run by .ci/run"]
+async fn bob_is_refused_a_salary_without_being_asked_for_a_code() {
+    let app = servers().await;
+    let mut b = Browser::start("bob").await;
+    b.goto(&format!("{}/employees/1/salary", app.intranet)).await;
+    b.sign_in_at_provider("bob").await;
+    let refused = b.expect_heading("You do not have access to this page").await;
+    assert!(
+        refused.contains("“hr”") && refused.contains("authorization decides"),
+        "{refused}"
+    );
+    assert_eq!(b.path().await, "/employees/1/salary", "no detour to the provider");
+    b.shot("refused").await;
+    b.close().await;
+}
