@@ -23,7 +23,7 @@ use std::net::TcpListener;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::CookieContentSecurity;
-use actix_session::storage::CookieSessionStore;
+use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -121,50 +121,93 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {issuer_origin}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
-    if config.redis_url.is_some() {
-        tracing::warn!("REDIS_URL is set but this build keeps sessions in cookies");
-    }
-    let server =
-        HttpServer::new(move || {
-            let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                .cookie_name(SESSION_COOKIE.to_owned())
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Lax)
-                .cookie_secure(secure)
-                .cookie_content_security(CookieContentSecurity::Private)
-                .build();
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    AppError::BadRequest(format!("The address is malformed: {e}.")).into()
-                }))
-                .app_data(
-                    web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
-                        AppError::BadRequest("The form could not be read.".into()).into()
-                    }),
-                )
-                .wrap(sessions)
-                .wrap(crate::web::security_headers(&csp))
-                .wrap(from_fn(crate::web::request_log))
-                .route(paths::HOME, web::get().to(pages::home))
-                .route(paths::LOGIN, web::get().to(auth::login))
-                .route(paths::CALLBACK, web::get().to(auth::callback))
-                .route(paths::LOGOUT, web::post().to(auth::logout))
-                .route(paths::CUSTOMERS, web::get().to(pages::customers))
-                .route(paths::CUSTOMER, web::get().to(pages::customer))
-                .route(paths::EMPLOYEES, web::get().to(pages::employees))
-                .route(paths::SALARY, web::get().to(pages::salary))
-                .route(paths::ME, web::get().to(pages::me))
-                .route(paths::AUDIT, web::get().to(pages::audit))
-                .route(paths::API_SALARY, web::get().to(api::salary))
-                .route(paths::HEALTHZ, web::get().to(pages::healthz))
-                .route(paths::STATIC, web::get().to(crate::web::static_asset))
-                .default_service(web::to(pages::not_found))
-        })
-        .listen(listener)?
-        .run();
+    let site = Site {
+        state,
+        key,
+        secure,
+        csp,
+    };
+    let server = match &config.redis_url {
+        // Server-side sessions: the cookie carries only a (private) session id, so several
+        // intranet processes with the same SESSION_SECRET share sessions, and logout deletes
+        // the session for good.
+        Some(url) => {
+            if config.session_secret.is_none() {
+                tracing::warn!(
+                    "REDIS_URL without SESSION_SECRET: other intranet processes cannot read this one's cookies"
+                );
+            }
+            let store = RedisSessionStore::new(url.expose_secret())
+                .await
+                .context("cannot connect to Redis at REDIS_URL")?;
+            tracing::info!("sessions are kept in Redis");
+            site.serve(listener, move || store.clone())?
+        }
+        None => site.serve(listener, CookieSessionStore::default)?,
+    };
     Ok(server)
+}
+
+/// Everything the app factory needs, for either session store.
+struct Site {
+    state: web::Data<AppState>,
+    key: Key,
+    secure: bool,
+    csp: String,
+}
+
+impl Site {
+    fn serve<S, F>(self, listener: TcpListener, store: F) -> std::io::Result<Server>
+    where
+        S: SessionStore + 'static,
+        F: Fn() -> S + Clone + Send + 'static,
+    {
+        let Site {
+            state,
+            key,
+            secure,
+            csp,
+        } = self;
+        let server =
+            HttpServer::new(move || {
+                let sessions = SessionMiddleware::builder(store(), key.clone())
+                    .cookie_name(SESSION_COOKIE.to_owned())
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_secure(secure)
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .build();
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        AppError::BadRequest(format!("The address is malformed: {e}.")).into()
+                    }))
+                    .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
+                        AppError::BadRequest("The form could not be read.".into()).into()
+                    }))
+                    .wrap(sessions)
+                    .wrap(crate::web::security_headers(&csp))
+                    .wrap(from_fn(crate::web::request_log))
+                    .route(paths::HOME, web::get().to(pages::home))
+                    .route(paths::LOGIN, web::get().to(auth::login))
+                    .route(paths::CALLBACK, web::get().to(auth::callback))
+                    .route(paths::LOGOUT, web::post().to(auth::logout))
+                    .route(paths::CUSTOMERS, web::get().to(pages::customers))
+                    .route(paths::CUSTOMER, web::get().to(pages::customer))
+                    .route(paths::EMPLOYEES, web::get().to(pages::employees))
+                    .route(paths::SALARY, web::get().to(pages::salary))
+                    .route(paths::ME, web::get().to(pages::me))
+                    .route(paths::AUDIT, web::get().to(pages::audit))
+                    .route(paths::API_SALARY, web::get().to(api::salary))
+                    .route(paths::HEALTHZ, web::get().to(pages::healthz))
+                    .route(paths::STATIC, web::get().to(crate::web::static_asset))
+                    .default_service(web::to(pages::not_found))
+            })
+            .listen(listener)?
+            .run();
+        Ok(server)
+    }
 }
 
 /// The cookie key from `SESSION_SECRET` (hex or base64, at least 64 bytes), or a random one

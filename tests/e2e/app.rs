@@ -2,9 +2,11 @@
 //! client (cookie jar, redirects followed by hand) with helpers that hide the OIDC dance.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use fabrikam::config::Settings;
 use reqwest::StatusCode;
+use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::HeaderMap;
 use url::Url;
 
@@ -140,11 +142,15 @@ pub struct TestApp {
     pub idp: TestIdp,
     /// Cookie-keeping, redirects off: the tests follow redirects themselves.
     pub browser: reqwest::Client,
+    /// The browser's cookies.
+    jar: Arc<Jar>,
     /// A client without cookies or redirects, for the test-control API and bearer calls.
     pub plain: reqwest::Client,
     /// The intranet's database (a file in `data_dir`), for checking audit rows.
     pub db: fabrikam::intranet::data::Database,
     data_dir: std::path::PathBuf,
+    /// The settings both servers were built from.
+    pub settings: Settings,
 }
 
 impl Drop for TestApp {
@@ -154,8 +160,12 @@ impl Drop for TestApp {
 }
 
 fn browser() -> reqwest::Client {
+    browser_with_jar(Arc::new(Jar::default()))
+}
+
+fn browser_with_jar(jar: Arc<Jar>) -> reqwest::Client {
     reqwest::Client::builder()
-        .cookie_store(true)
+        .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
@@ -193,6 +203,7 @@ impl TestApp {
         tokio::spawn(demo.idp);
         tokio::spawn(demo.intranet);
         let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
+        let jar = Arc::new(Jar::default());
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
             .await
             .expect("the test database");
@@ -202,12 +213,26 @@ impl TestApp {
             idp,
             db,
             data_dir,
-            browser: browser(),
+            settings: s.clone(),
+            browser: browser_with_jar(jar.clone()),
+            jar,
             plain: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The value of the browser's cookie `name` for the intranet.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let header = self.jar.cookies(&self.base)?;
+        let prefix = format!("{name}=");
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix(prefix.as_str()))
+            .map(str::to_owned)
     }
 
     /// A second browser (its own cookies) against the same servers.

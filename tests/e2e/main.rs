@@ -8,4 +8,5 @@ mod app;
 mod audit;
 mod idp;
 mod intranet;
+mod redis;
 mod support;
