@@ -10,3 +10,4 @@ mod idp;
 mod intranet;
 mod redis;
 mod support;
+mod tutorial;
