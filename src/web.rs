@@ -36,9 +36,11 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 }
 
 /// The security headers every response carries. `csp` is the server's
-/// Content-Security-Policy; it never allows inline script or style.
+/// Content-Security-Policy; it never allows inline script or style. Responses are not cached
+/// unless a handler says otherwise (the stylesheets do): pages carry personal data.
 pub fn security_headers(csp: &str) -> DefaultHeaders {
     DefaultHeaders::new()
+        .add(NO_STORE)
         .add((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -99,6 +101,9 @@ pub async fn static_asset(name: actix_web::web::Path<String>) -> HttpResponse {
             .body("not found"),
     }
 }
+
+/// `Strict-Transport-Security` for a site served over https (RFC 6797): a year.
+pub const HSTS: (header::HeaderName, &str) = (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
 
 /// `Cache-Control: no-store` for pages and JSON that carry personal data or tokens.
 pub const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-store");

@@ -10,6 +10,7 @@ use super::data::AuditEvent;
 use super::errors::{AppError, describe_request};
 use super::extractors::{RequestMeta, now, start_step_up};
 use super::oidc::LoginIntent;
+use super::pages::Nav;
 use super::paths;
 use super::policy::{AuthState, Decision, evaluate};
 use super::session::TypedSession;
@@ -132,12 +133,29 @@ pub async fn callback(
             error,
             description: query.error_description.map(|d| printable(&d)),
             step_up: pending.step_up_for.is_some(),
+            nav: Box::new(Nav::of(&req)),
         });
     }
     let code = query
         .code
         .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
     let (auth, id_token) = state.oidc.finish_login(&pending, code, now()).await?;
+    // A step-up strengthens *this* user's login. If the provider answered for someone else
+    // (another account signed in at the provider meanwhile), keep the session as it was.
+    if pending.step_up_for.is_some()
+        && let Ok(Some(current)) = session.auth()
+        && current.subject != auth.subject
+    {
+        let detail = format!("answered by {}", auth.subject);
+        let _ = state
+            .audit(&meta, Some(&current.subject), AuditEvent::StepUpFailed, detail)
+            .await;
+        return Err(AppError::WrongUser {
+            expected: current.display_name().to_owned(),
+            got: auth.display_name().to_owned(),
+            nav: Box::new(Nav::of(&req)),
+        });
+    }
     tracing::info!(
         sub = %auth.subject,
         acr = auth.acr.as_deref().unwrap_or("-"),

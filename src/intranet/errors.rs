@@ -71,6 +71,15 @@ pub enum AppError {
         description: Option<String>,
         /// Whether the login was a step-up.
         step_up: bool,
+        /// The header of the page: the user may still be signed in.
+        nav: Box<super::pages::Nav>,
+    },
+    /// A step-up came back signed in as somebody else: the session is left as it was.
+    #[error("a step-up for {expected} was answered by {got}")]
+    WrongUser {
+        expected: String,
+        got: String,
+        nav: Box<super::pages::Nav>,
     },
     #[error(transparent)]
     Login(#[from] OidcError),
@@ -112,7 +121,9 @@ impl ResponseError for AppError {
             AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
-            AppError::ProviderError { step_up: true, .. } => StatusCode::FORBIDDEN,
+            AppError::ProviderError { step_up: true, .. } | AppError::WrongUser { .. } => {
+                StatusCode::FORBIDDEN
+            }
             AppError::BadRequest(_) | AppError::ProviderError { .. } => StatusCode::BAD_REQUEST,
             AppError::Login(OidcError::Discovery(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Login(_) => StatusCode::BAD_REQUEST,
@@ -220,6 +231,13 @@ impl AppError {
                         .to_owned(),
                 )
             }
+            AppError::WrongUser { expected, got, .. } => (
+                "The extra check was done by someone else",
+                format!(
+                    "You are signed in as {expected}, but the identity provider confirmed {got}. Nothing \
+                     changed: you are still signed in as {expected}. To switch users, sign out first."
+                ),
+            ),
             AppError::AuditUnavailable => (
                 "The audit trail is unavailable",
                 "Salary data is only shown when the view can be recorded in the audit trail, and it cannot be \
@@ -239,6 +257,7 @@ impl AppError {
         let nav = match self {
             AppError::Forbidden { nav: Some(nav), .. } => nav.as_ref().clone(),
             AppError::StepUpFailed(failure) => failure.nav.clone(),
+            AppError::ProviderError { nav, .. } | AppError::WrongUser { nav, .. } => nav.as_ref().clone(),
             _ => super::pages::Nav::anonymous(),
         };
         ErrorPage {

@@ -26,7 +26,7 @@ use actix_session::config::CookieContentSecurity;
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use base64::Engine;
@@ -188,6 +188,10 @@ impl Site {
                     }))
                     .wrap(sessions)
                     .wrap(crate::web::security_headers(&csp))
+                    .wrap(Condition::new(
+                        secure,
+                        DefaultHeaders::new().add(crate::web::HSTS),
+                    ))
                     .wrap(from_fn(crate::web::request_log))
                     .route(paths::HOME, web::get().to(pages::home))
                     .route(paths::LOGIN, web::get().to(auth::login))

@@ -372,10 +372,10 @@ impl Oidc {
             .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(
                 self.post_logout_redirect_uri.clone(),
             ));
-        if let Some(raw) = id_token {
-            if let Ok(token) = raw.parse::<CoreIdToken>() {
-                request = request.set_id_token_hint(&token);
-            }
+        if let Some(raw) = id_token
+            && let Ok(token) = raw.parse::<CoreIdToken>()
+        {
+            request = request.set_id_token_hint(&token);
         }
         Some(request.http_get_url())
     }

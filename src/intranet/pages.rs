@@ -81,9 +81,15 @@ impl Nav {
             }
             _ => None,
         };
+        // Anonymous pages have no form, so they create no CSRF token (nor a session for it).
+        let csrf = if user.is_some() {
+            session.csrf_token()
+        } else {
+            String::new()
+        };
         Nav {
             user,
-            csrf: session.csrf_token(),
+            csrf,
             session: Some(session.0),
         }
     }
@@ -127,7 +133,7 @@ pub fn money(amount: &i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -417,11 +423,20 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
 }
 
 fn describe_requirement(req: &Requirement) -> String {
-    let mut s = format!(
-        "role {} and acr one of [{}]",
-        req.roles.join(", "),
-        req.acr_values.join(" ")
-    );
+    let mut ways = Vec::new();
+    let accepted: Vec<&str> = req
+        .acr_values
+        .iter()
+        .chain(&req.also_accept_acr)
+        .map(String::as_str)
+        .collect();
+    if !accepted.is_empty() {
+        ways.push(format!("acr one of [{}]", accepted.join(" ")));
+    }
+    if let Some(context) = &req.auth_context {
+        ways.push(format!("acrs containing the authentication context “{context}”"));
+    }
+    let mut s = format!("role {} and {}", req.roles.join(", "), ways.join(" or "));
     if let Some(amr) = &req.accept_amr {
         s.push_str(&format!(" or amr containing “{amr}”"));
     }

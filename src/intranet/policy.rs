@@ -111,8 +111,8 @@ impl Requirement {
 
     /// Whether `auth` meets the strength part (acr or amr), regardless of age.
     pub fn is_strong(&self, auth: &AuthState) -> bool {
-        // acr: one of the accepted classes (OIDC Core §5.5.1.1: the RP checks what came back;
-        // the OP may have ignored acr_values).
+        // acr: one of the accepted classes (OIDC Core §3.1.3.7 rule 12: the RP checks the acr
+        // that came back; §5.5.1.1: the OP may have ignored acr_values).
         let acr_ok = auth.acr.as_ref().is_some_and(|acr| {
             self.acr_values
                 .iter()

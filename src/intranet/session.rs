@@ -28,6 +28,16 @@ pub struct PendingLogin {
     pub started_at: i64,
 }
 
+/// How long a login lasts, however active: an absolute limit (OWASP Session Management
+/// cheat sheet). With the cookie store a copied cookie is otherwise valid until then; with
+/// Redis, logout deletes the session at once.
+pub const SESSION_LIFETIME_SECS: i64 = 8 * 3600;
+
+/// Whether a login accepted at `auth.received_at` still counts at `now`.
+pub fn is_current(auth: &AuthState, now: i64) -> bool {
+    now.saturating_sub(auth.received_at) <= SESSION_LIFETIME_SECS
+}
+
 /// The session, typed.
 pub struct TypedSession(pub Session);
 
@@ -36,8 +46,11 @@ impl TypedSession {
         Self(req.get_session())
     }
 
+    /// The login, unless it is older than [`SESSION_LIFETIME_SECS`]: a copied cookie (or
+    /// a forgotten tab) does not stay signed in forever.
     pub fn auth(&self) -> Result<Option<AuthState>, SessionGetError> {
-        self.0.get(AUTH)
+        let auth: Option<AuthState> = self.0.get(AUTH)?;
+        Ok(auth.filter(|a| is_current(a, chrono::Utc::now().timestamp())))
     }
 
     /// Stores a new login. The session id is renewed first, so a session id planted before
@@ -74,7 +87,8 @@ impl TypedSession {
     }
 
     /// The CSRF token of this session, created on first use (synchronizer token pattern,
-    /// OWASP CSRF cheat sheet). Every form carries it as a hidden input.
+    /// OWASP CSRF cheat sheet). Every form carries it as a hidden input. Only signed-in pages
+    /// have forms, so anonymous visitors never get a session just for this.
     pub fn csrf_token(&self) -> String {
         if let Ok(Some(token)) = self.0.get::<String>(CSRF) {
             return token;
@@ -100,5 +114,30 @@ impl TypedSession {
     /// The one-time message for the next page, if any.
     pub fn take_flash(&self) -> Option<String> {
         self.0.remove_as::<String>(FLASH).and_then(Result::ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_lasts_eight_hours_at_most() {
+        let mut auth = AuthState {
+            subject: "alice".into(),
+            name: None,
+            email: None,
+            acr: None,
+            amr: vec![],
+            auth_time: None,
+            acrs: vec![],
+            roles: vec![],
+            received_at: 1_000,
+            step_up_for: None,
+        };
+        assert!(is_current(&auth, 1_000 + SESSION_LIFETIME_SECS));
+        assert!(!is_current(&auth, 1_001 + SESSION_LIFETIME_SECS));
+        auth.received_at = i64::MIN;
+        assert!(!is_current(&auth, i64::MAX), "no overflow");
     }
 }

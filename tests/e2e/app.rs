@@ -194,15 +194,17 @@ impl TestApp {
         s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
         configure(&mut s);
         let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
+        // Requests go to the bound address, whatever public URL the site is configured with.
+        let bound = fabrikam::config::url_for(intranet_listener.local_addr().unwrap());
         let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
         let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
             .await
             .expect("both servers build");
-        let (public, issuer) = (demo.intranet_url, demo.issuer);
+        let issuer = demo.issuer;
         let idp = TestIdp::new(demo.idp_config);
         tokio::spawn(demo.idp);
         tokio::spawn(demo.intranet);
-        let base = Url::parse(public.as_str().trim_end_matches('/')).unwrap();
+        let base = Url::parse(bound.as_str().trim_end_matches('/')).unwrap();
         let jar = Arc::new(Jar::default());
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
             .await
@@ -233,6 +235,14 @@ impl TestApp {
             .split("; ")
             .find_map(|c| c.strip_prefix(prefix.as_str()))
             .map(str::to_owned)
+    }
+
+    /// Drops the browser's session at Fabrikam ID (as if it expired there), keeping the
+    /// intranet's.
+    pub fn forget_provider_session(&self) {
+        let idp = Url::parse(&self.issuer).unwrap();
+        self.jar
+            .add_cookie_str("fabrikam_idp_session=gone; Max-Age=0; Path=/", &idp);
     }
 
     /// A second browser (its own cookies) against the same servers.

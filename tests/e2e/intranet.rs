@@ -784,3 +784,77 @@ async fn the_entra_profile_asks_for_an_authentication_context() {
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(page.body.contains("authentication context c1"));
 }
+
+#[tokio::test]
+async fn a_step_up_answered_by_another_user_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.login_as("alice").await;
+    app.forget_provider_session();
+    let page = app.follow(app.get("/employees/1/salary").await).await;
+    let mfa = app.password(&page, "bob").await;
+    let refused = app.submit_totp(&mfa, "bob").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("done by someone else"));
+    let me = app.get("/me").await;
+    assert!(
+        me.body.contains("<code>alice</code>"),
+        "still alice:\n{}",
+        me.body
+    );
+    assert!(
+        me.body.contains("<code>urn:fabrikam:acr:password</code>"),
+        "and not upgraded"
+    );
+}
+
+#[tokio::test]
+async fn every_page_is_uncacheable_and_anonymous_visits_create_no_session() {
+    let app = TestApp::spawn().await;
+    let home = app.get("/").await;
+    assert_eq!(home.headers["cache-control"], "no-store");
+    assert!(
+        !home
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("fabrikam_session=")),
+        "no session for an anonymous visit"
+    );
+    assert!(!home.body.contains("csrf_token"));
+    app.login_as("alice").await;
+    for path in ["/", "/customers", "/customers/1", "/employees", "/me"] {
+        let page = app.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(page.headers["cache-control"], "no-store", "{path}");
+        assert!(page.body.contains("csrf_token"), "{path} has the logout form");
+    }
+    assert_eq!(
+        app.get("/static/fabrikam.css").await.headers["cache-control"],
+        "public, max-age=3600"
+    );
+}
+
+#[tokio::test]
+async fn an_https_site_sends_hsts_and_secure_cookies() {
+    let app = TestApp::spawn_with(|s| {
+        s.fabrikam_public_url = Some("https://intranet.fabrikam.example/".parse().unwrap())
+    })
+    .await;
+    let home = app.get("/").await;
+    assert_eq!(home.headers["strict-transport-security"], "max-age=31536000");
+    let login = app.get("/login").await;
+    let cookie = login.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("fabrikam_session=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let plain = TestApp::spawn().await;
+    assert!(
+        plain
+            .get("/")
+            .await
+            .headers
+            .get("strict-transport-security")
+            .is_none()
+    );
+}
