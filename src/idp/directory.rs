@@ -1,8 +1,10 @@
 //! The demo directory: alice, bob and carol, their argon2 password hashes, their TOTP secrets
-//! (carol enrols hers at run time) and, per user, the last TOTP step accepted.
+//! (carol enrols hers at run time) and, per user, the last TOTP step accepted and the
+//! throttle on wrong codes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -13,6 +15,12 @@ pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const BOB_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "Fabrikam ID";
+
+/// Consecutive wrong codes after which a user's code checks are locked.
+pub const MAX_CODE_FAILURES: u32 = 5;
+/// The first lock; each further lock doubles it, up to [`MAX_LOCK_SECS`].
+pub const FIRST_LOCK_SECS: u64 = 60;
+pub const MAX_LOCK_SECS: u64 = 15 * 60;
 
 /// A person in the directory.
 #[derive(Debug, Clone)]
@@ -29,6 +37,41 @@ struct Entry {
     totp: Option<Secret>,
     /// RFC 6238 §5.2: a code is accepted at most once; only later steps pass.
     last_step: Option<u64>,
+    throttle: Throttle,
+}
+
+/// Per-user throttling of second-factor codes (RFC 4226 §7.3, RFC 6238 §5.2; OWASP ASVS 4.0
+/// V2.2.1): a 6-digit code falls to about a million guesses, so after
+/// [`MAX_CODE_FAILURES`] consecutive wrong codes every check is refused for a while, and each
+/// lock doubles the next one. Times are Unix seconds on the real clock, like the TOTP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Throttle {
+    failures: u32,
+    locks: u32,
+    locked_until: u64,
+}
+
+impl Throttle {
+    /// Seconds left of the current lock, if any.
+    fn locked_for(&self, now: u64) -> Option<u64> {
+        (self.locked_until > now).then(|| self.locked_until - now)
+    }
+
+    fn fail(&mut self, now: u64) {
+        self.failures += 1;
+        if self.failures >= MAX_CODE_FAILURES {
+            let secs = FIRST_LOCK_SECS
+                .saturating_mul(1 << self.locks.min(16))
+                .min(MAX_LOCK_SECS);
+            self.locked_until = now + secs;
+            self.locks = self.locks.saturating_add(1);
+            self.failures = 0;
+        }
+    }
+
+    fn succeed(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// Why a TOTP code was refused.
@@ -40,12 +83,26 @@ pub enum TotpRefusal {
     Replayed,
     /// The user has no second factor yet.
     NotEnrolled,
+    /// Enrolment for a user who already has a second factor.
+    AlreadyEnrolled,
+    /// Too many wrong codes: no code is checked for this many more seconds.
+    Locked { retry_after_secs: u64 },
+}
+
+impl TotpRefusal {
+    /// A guess that was checked and failed: it counts towards the throttle.
+    pub fn is_failed_guess(self) -> bool {
+        matches!(self, Self::Wrong | Self::Replayed)
+    }
 }
 
 pub struct Directory {
     entries: Mutex<HashMap<String, Entry>>,
     /// A hash to verify against when the user is unknown, so both paths cost the same.
     dummy_hash: String,
+    /// Password checks running now, and the most ever seen at once (the argon2 bound shows).
+    checks_in_flight: AtomicUsize,
+    peak_checks: AtomicUsize,
 }
 
 fn hash(password: &str) -> anyhow::Result<String> {
@@ -99,12 +156,15 @@ impl Directory {
                     password_hash: hash(&format!("{username}-password"))?,
                     totp,
                     last_step: None,
+                    throttle: Throttle::default(),
                 },
             );
         }
         Ok(Self {
             entries: Mutex::new(entries),
             dummy_hash: hash("no such user")?,
+            checks_in_flight: AtomicUsize::new(0),
+            peak_checks: AtomicUsize::new(0),
         })
     }
 
@@ -117,7 +177,22 @@ impl Directory {
     }
 
     /// The user if `password` is theirs. Unknown users cost an argon2 verification too.
+    /// Blocking and ~19 MiB each: call it through `Idp::check_password`, which bounds how
+    /// many run at once.
     pub fn check_password(&self, username: &str, password: &str) -> Option<User> {
+        let running = self.checks_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_checks.fetch_max(running, Ordering::SeqCst);
+        let user = self.verify_password(username, password);
+        self.checks_in_flight.fetch_sub(1, Ordering::SeqCst);
+        user
+    }
+
+    /// The most password checks that ever ran at the same time.
+    pub fn peak_concurrent_password_checks(&self) -> usize {
+        self.peak_checks.load(Ordering::SeqCst)
+    }
+
+    fn verify_password(&self, username: &str, password: &str) -> Option<User> {
         let found = self
             .lock()
             .get(username)
@@ -145,22 +220,61 @@ impl Directory {
         let mut entries = self.lock();
         let entry = entries.get_mut(username).ok_or(TotpRefusal::NotEnrolled)?;
         let secret = entry.totp.as_ref().ok_or(TotpRefusal::NotEnrolled)?;
-        let step = check_code(secret, username, code, now).ok_or(TotpRefusal::Wrong)?;
-        if entry.last_step.is_some_and(|last| step <= last) {
-            return Err(TotpRefusal::Replayed);
+        // Locked: refused unchecked, so a lock cannot be used to test guesses either.
+        if let Some(retry_after_secs) = entry.throttle.locked_for(now) {
+            return Err(TotpRefusal::Locked { retry_after_secs });
         }
-        entry.last_step = Some(step);
-        Ok(())
+        let checked = match check_code(secret, username, code, now) {
+            None => Err(TotpRefusal::Wrong),
+            Some(step) if entry.last_step.is_some_and(|last| step <= last) => Err(TotpRefusal::Replayed),
+            Some(step) => Ok(step),
+        };
+        entry.record(checked, now)
+    }
+
+    /// Seconds left of the user's code lock, if their code checks are locked now.
+    pub fn code_lock(&self, username: &str) -> Option<u64> {
+        let now = unix_now();
+        self.lock().get(username).and_then(|e| e.throttle.locked_for(now))
     }
 
     /// Enrols `secret` for a user without a second factor if `code` proves they hold it.
     pub fn enroll(&self, username: &str, secret: &Secret, code: &str) -> Result<(), TotpRefusal> {
+        self.enroll_at(username, secret, code, unix_now())
+    }
+
+    fn enroll_at(&self, username: &str, secret: &Secret, code: &str, now: u64) -> Result<(), TotpRefusal> {
         let mut entries = self.lock();
         let entry = entries.get_mut(username).ok_or(TotpRefusal::NotEnrolled)?;
-        let step = check_code(secret, username, code, unix_now()).ok_or(TotpRefusal::Wrong)?;
+        // Checked under the same lock as the store: two enrolments racing (two tabs, or an
+        // attacker with the password) cannot replace a secret already set up.
+        if entry.totp.is_some() {
+            return Err(TotpRefusal::AlreadyEnrolled);
+        }
+        if let Some(retry_after_secs) = entry.throttle.locked_for(now) {
+            return Err(TotpRefusal::Locked { retry_after_secs });
+        }
+        let checked = check_code(secret, username, code, now).ok_or(TotpRefusal::Wrong);
+        entry.record(checked, now)?;
         entry.totp = Some(secret.clone());
-        entry.last_step = Some(step);
         Ok(())
+    }
+}
+
+impl Entry {
+    /// Counts a checked code: success resets the throttle and uses up the step.
+    fn record(&mut self, checked: Result<u64, TotpRefusal>, now: u64) -> Result<(), TotpRefusal> {
+        match checked {
+            Ok(step) => {
+                self.last_step = Some(step);
+                self.throttle.succeed();
+                Ok(())
+            }
+            Err(refusal) => {
+                self.throttle.fail(now);
+                Err(refusal)
+            }
+        }
     }
 }
 
@@ -207,5 +321,81 @@ mod tests {
             Err(TotpRefusal::Wrong)
         );
         assert_eq!(d.check_totp_at("carol", &now, t), Err(TotpRefusal::NotEnrolled));
+    }
+
+    #[test]
+    fn five_wrong_codes_lock_the_user_with_a_doubling_capped_lock_and_success_resets() {
+        let d = Directory::demo().unwrap();
+        let mut t = 1_800_000_000;
+        let wrong = |t: u64| code_at(ALICE_TOTP, t + 300);
+        let locked = |secs| {
+            Err(TotpRefusal::Locked {
+                retry_after_secs: secs,
+            })
+        };
+        // Four wrong codes, then the right one: no lock, and the count starts again.
+        for _ in 0..4 {
+            assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+        }
+        assert_eq!(d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
+        t += 30;
+        for _ in 0..4 {
+            assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+        }
+        // The fifth in a row locks; the right code is then refused unchecked (and not used up).
+        assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+        let right = code_at(ALICE_TOTP, t);
+        assert_eq!(d.check_totp_at("alice", &right, t), locked(60));
+        assert_eq!(d.check_totp_at("alice", &right, t + 59), locked(1));
+        // bob is not affected.
+        assert_eq!(d.check_totp_at("bob", &code_at(BOB_TOTP, t), t), Ok(()));
+        // Each further lock doubles: 120, 240, 480, then 900 s at most.
+        for expected in [120, 240, 480, 900, 900] {
+            t += 2_000;
+            for _ in 0..MAX_CODE_FAILURES {
+                assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+            }
+            assert_eq!(
+                d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t),
+                locked(expected)
+            );
+        }
+        // After the lock, the right code passes and resets everything.
+        t += MAX_LOCK_SECS;
+        assert_eq!(d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
+        assert_eq!(d.lock()["alice"].throttle, Throttle::default());
+        // Replays count as failed guesses too.
+        for _ in 0..MAX_CODE_FAILURES {
+            assert_eq!(
+                d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t),
+                Err(TotpRefusal::Replayed)
+            );
+        }
+        assert_eq!(
+            d.check_totp_at("alice", &code_at(ALICE_TOTP, t + 30), t),
+            locked(60)
+        );
+    }
+
+    #[test]
+    fn enrolment_never_replaces_a_second_factor_already_set_up() {
+        let d = Directory::demo().unwrap();
+        let t = 1_800_000_000;
+        let first = Secret::try_from_base32(BOB_TOTP).unwrap();
+        let second = Secret::try_from_base32(ALICE_TOTP).unwrap();
+        assert_eq!(d.enroll_at("carol", &first, &code_at(BOB_TOTP, t), t), Ok(()));
+        // A second enrolment that raced past the page's check is refused under the lock.
+        assert_eq!(
+            d.enroll_at("carol", &second, &code_at(ALICE_TOTP, t + 30), t + 30),
+            Err(TotpRefusal::AlreadyEnrolled)
+        );
+        assert_eq!(
+            d.check_totp_at("carol", &code_at(BOB_TOTP, t + 30), t + 30),
+            Ok(())
+        );
+        assert_eq!(
+            d.enroll_at("alice", &second, &code_at(ALICE_TOTP, t), t),
+            Err(TotpRefusal::AlreadyEnrolled)
+        );
     }
 }

@@ -20,6 +20,10 @@ pub enum PageError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// Too many attempts (wrong codes); the text says what to do now.
+    #[error("{0}")]
+    TooManyAttempts(String),
+
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -67,6 +71,7 @@ impl ResponseError for PageError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +82,7 @@ impl ResponseError for PageError {
             Self::BadRequest(m) => error_page(status, "This request cannot be completed", m),
             Self::Forbidden(m) => error_page(status, "Request refused", m),
             Self::NotFound => error_page(status, "Page not found", "There is nothing at this address."),
+            Self::TooManyAttempts(m) => error_page(status, "Too many attempts", m),
             Self::Unexpected(e) => {
                 tracing::error!(error = ?e, "unexpected error");
                 error_page(

@@ -118,11 +118,11 @@ pub async fn login(
         );
     };
     let username = username.trim().to_owned();
-    let checker = idp.clone();
-    let name = username.clone();
-    let user = web::block(move || checker.directory.check_password(&name, &password))
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))?;
+    let user = idp
+        .clone()
+        .into_inner()
+        .check_password(username.clone(), password)
+        .await?;
     let Some(user) = user else {
         tracing::info!("password login failed");
         return again(
@@ -206,24 +206,20 @@ pub async fn mfa(
     let code = form.code.unwrap_or_default();
     if let Err(refusal) = idp.directory.check_totp(&auth.user, &code) {
         tracing::info!(user = %auth.user, ?refusal, "second factor refused");
-        let error = match refusal {
-            TotpRefusal::Replayed => "That code was already used. Wait for the next code and enter it.",
-            TotpRefusal::Wrong => {
-                "That code is not right. Enter the current 6-digit code from your authenticator app."
-            }
-            TotpRefusal::NotEnrolled => "You have no authenticator set up yet.",
-        };
+        let (error, status, retry_after) = refusal_message(&idp, &session, &id, &auth.user, refusal)?;
         let app = app_label(&idp, &session);
         let csrf = session.csrf_token()?;
-        return page(
+        let mut res = page(
             MfaPage {
                 app,
                 user: auth.user,
-                error: Some(error.into()),
+                error: Some(error),
                 csrf,
             },
-            StatusCode::OK,
-        );
+            status,
+        )?;
+        with_retry_after(&mut res, retry_after);
+        return Ok(res);
     }
     let user = auth.user.clone();
     session.second_factor_done(auth, idp.now())?;
@@ -243,6 +239,54 @@ pub async fn mfa(
             .map_err(|e| PageError::Unexpected(e.into()))?;
     }
     Ok(res)
+}
+
+/// What to tell the person after a refused code, with the status and `Retry-After`.
+/// Failed guesses count against the pending sign-in; the last one allowed ends it (the
+/// person starts again from the application), so one sign-in cannot guess on forever.
+fn refusal_message(
+    idp: &Idp,
+    session: &IdpSession,
+    pending_id: &str,
+    user: &str,
+    refusal: TotpRefusal,
+) -> Result<(String, StatusCode, Option<u64>), PageError> {
+    if refusal.is_failed_guess() && !idp.pending_code_failed(pending_id) {
+        session.clear_pending_id();
+        tracing::info!(%user, "too many wrong codes: the pending sign-in was ended");
+        return Err(PageError::TooManyAttempts(
+            "Too many wrong codes for this sign-in. Go back to the application and start again.".into(),
+        ));
+    }
+    let locked = match refusal {
+        TotpRefusal::Locked { retry_after_secs } => Some(retry_after_secs),
+        // This wrong code may have been the one that started a lock: say so at once.
+        TotpRefusal::Wrong | TotpRefusal::Replayed => idp.directory.code_lock(user),
+        TotpRefusal::NotEnrolled | TotpRefusal::AlreadyEnrolled => None,
+    };
+    if let Some(secs) = locked {
+        let message = format!("Too many attempts. Try again in {secs} s.");
+        return Ok((message, StatusCode::TOO_MANY_REQUESTS, Some(secs)));
+    }
+    let message = match refusal {
+        TotpRefusal::Replayed => "That code was already used. Wait for the next code and enter it.",
+        TotpRefusal::NotEnrolled => "You have no authenticator set up yet.",
+        TotpRefusal::AlreadyEnrolled => "An authenticator is already set up for this account.",
+        TotpRefusal::Wrong | TotpRefusal::Locked { .. } => {
+            "That code is not right. Enter the current 6-digit code from your authenticator app."
+        }
+    };
+    Ok((message.into(), StatusCode::OK, None))
+}
+
+/// RFC 6585 §4: a 429 may say when to come back.
+fn with_retry_after(res: &mut HttpResponse, secs: Option<u64>) {
+    if let Some(secs) = secs
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
 }
 
 #[derive(Template)]
@@ -273,6 +317,7 @@ fn enroll_page(
     session: &IdpSession,
     user: String,
     error: Option<String>,
+    status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let secret = enroll_secret(session)?;
     let uri = totp(&secret, &user)
@@ -292,7 +337,7 @@ fn enroll_page(
             error,
             csrf: session.csrf_token()?,
         },
-        StatusCode::OK,
+        status,
     )
 }
 
@@ -304,7 +349,7 @@ pub async fn enroll_form(session: IdpSession, idp: web::Data<Idp>) -> Result<Htt
             .insert_header((actix_web::http::header::LOCATION, super::paths::MFA))
             .finish());
     }
-    enroll_page(&idp, &session, auth.user, None)
+    enroll_page(&idp, &session, auth.user, None, StatusCode::OK)
 }
 
 /// `POST /enroll`: a valid code enrols the secret and counts as the second factor.
@@ -326,9 +371,25 @@ pub async fn enroll(
     }
     let secret = enroll_secret(&session)?;
     let code = form.code.unwrap_or_default();
-    if idp.directory.enroll(&auth.user, &secret, &code).is_err() {
-        let error = "That code is not right. Scan the QR code (or type the key) and enter the current code.";
-        return enroll_page(&idp, &session, auth.user, Some(error.into()));
+    match idp.directory.enroll(&auth.user, &secret, &code) {
+        Ok(()) => {}
+        Err(TotpRefusal::AlreadyEnrolled) => {
+            return Err(PageError::bad_request(
+                "An authenticator is already set up for this account.",
+            ));
+        }
+        Err(refusal) => {
+            tracing::info!(user = %auth.user, ?refusal, "enrolment code refused");
+            let (mut error, status, retry_after) = refusal_message(&idp, &session, &id, &auth.user, refusal)?;
+            if refusal == TotpRefusal::Wrong && status == StatusCode::OK {
+                error = "That code is not right. Scan the QR code (or type the key) and enter the \
+                         current code."
+                    .into();
+            }
+            let mut res = enroll_page(&idp, &session, auth.user, Some(error), status)?;
+            with_retry_after(&mut res, retry_after);
+            return Ok(res);
+        }
     }
     session.clear_enroll_secret();
     tracing::info!(user = %auth.user, "TOTP enrolled");

@@ -11,6 +11,9 @@ pub use crate::config::PAPE_MULTI_FACTOR as ACR_MFA;
 pub const ACR_PASSWORD: &str = "urn:fabrikam:acr:password";
 /// The scopes Fabrikam ID knows; others are dropped from the grant (RFC 6749 §3.3).
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles"];
+/// `state` and `nonce` are kept while the person signs in: longer ones are refused, so a
+/// pending sign-in stays small (a 128-bit random value needs 22–32 characters).
+pub const MAX_STATE_LEN: usize = 512;
 
 /// What the relying party asked for, reduced to what the decision needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +98,15 @@ pub fn parse_request(
         if duplicated(name) {
             return Err(fail("invalid_request", "a parameter is repeated"));
         }
+    }
+    // The redirect URI is trusted by now, so this error goes back to it (§3.1.2.6).
+    if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN)
+        || get("nonce").is_some_and(|n| n.len() > MAX_STATE_LEN)
+    {
+        return Err(fail(
+            "invalid_request",
+            "state and nonce may be at most 512 bytes long",
+        ));
     }
     if get("request").is_some() {
         return Err(fail("request_not_supported", "request objects are not supported"));
@@ -444,6 +456,22 @@ mod tests {
         assert!(!parse(&[("claims", voluntary)]).unwrap().requirements.unmet);
         let ignored = parse_request(&params(&[("acr_values", ACR_MFA)]), &clients(), true).unwrap();
         assert!(!ignored.requirements.mfa);
+    }
+
+    #[test]
+    fn a_state_or_nonce_over_512_bytes_is_an_invalid_request_sent_back() {
+        let long = "s".repeat(MAX_STATE_LEN + 1);
+        let ok = "s".repeat(MAX_STATE_LEN);
+        assert!(parse(&[("nonce", &ok)]).is_ok());
+        assert_eq!(redirect_error(parse(&[("nonce", &long)])), "invalid_request");
+        match parse(&[("state", &long)]) {
+            Err(Rejection::Redirect { error, state, .. }) => {
+                assert_eq!(error, "invalid_request");
+                assert_eq!(state, Some(long), "state goes back as sent (§3.1.2.6)");
+            }
+            other => panic!("expected a redirect error, got {other:?}"),
+        }
+        assert_eq!(parse(&[("state", &ok)]).unwrap().state, Some(ok));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The state Fabrikam ID shares between requests: configuration, keys, the directory, and the
 //! short-lived server-side records (codes, pending sign-ins, remembered browsers).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::Semaphore;
 use url::Url;
 
-use super::directory::Directory;
+use super::directory::{Directory, User};
 use super::keys::Keys;
 use super::protocol::{Authentication, AuthorizeRequest, Progress};
 use super::test_control::TestControl;
@@ -20,6 +21,14 @@ pub const PENDING_TTL_SECS: i64 = 15 * 60;
 pub const REMEMBER_TTL_SECS: i64 = 30 * 24 * 3600;
 /// ID and access tokens live 5 minutes.
 pub const TOKEN_TTL_SECS: i64 = 300;
+/// At most this many sign-ins are pending at once; beyond it the oldest is forgotten, so
+/// anonymous `/authorize` requests cannot grow the table without bound (OWASP API4:2023,
+/// unrestricted resource consumption). Evicting rather than refusing keeps new sign-ins
+/// working during a flood, which then has to outpace a person typing to hurt them.
+pub const MAX_PENDING: usize = 10_000;
+/// Wrong codes one pending sign-in may take before it is ended (the per-user lock is in
+/// the directory; this bounds one sign-in even across locks).
+pub const MAX_CODE_FAILURES_PER_SIGN_IN: u32 = 10;
 
 /// An issued authorization code, bound to what it was issued for (RFC 6749 §4.1.3).
 #[derive(Debug, Clone)]
@@ -41,6 +50,75 @@ pub struct Pending {
     pub request: AuthorizeRequest,
     pub progress: Progress,
     created_at: i64,
+    code_failures: u32,
+}
+
+/// The pending sign-ins: a map by id plus the ids oldest first, so expiry and the cap cost
+/// O(1) amortized per insert instead of a scan of the whole table under the lock.
+struct PendingTable {
+    entries: HashMap<String, Pending>,
+    /// (created_at, id), oldest first. Ids taken out early stay until they reach the front
+    /// or a compaction drops them; every id in `entries` is here.
+    order: VecDeque<(i64, String)>,
+    cap: usize,
+}
+
+impl PendingTable {
+    fn new(cap: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    fn insert(&mut self, id: String, request: AuthorizeRequest, now: i64) {
+        let mut evicted = 0usize;
+        while let Some((created_at, _)) = self.order.front() {
+            let expired = now - created_at >= PENDING_TTL_SECS;
+            if !expired && self.entries.len() < self.cap {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front()
+                && self.entries.remove(&old).is_some()
+                && !expired
+            {
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            tracing::warn!(
+                evicted,
+                cap = self.cap,
+                "pending sign-ins full: the oldest were forgotten"
+            );
+        }
+        // Finished sign-ins leave their ids behind; drop them once they outnumber the cap.
+        if self.order.len() >= 2 * self.cap {
+            let entries = &self.entries;
+            self.order.retain(|(_, id)| entries.contains_key(id));
+        }
+        self.entries.insert(
+            id.clone(),
+            Pending {
+                request,
+                progress: Progress::default(),
+                created_at: now,
+                code_failures: 0,
+            },
+        );
+        self.order.push_back((now, id));
+    }
+
+    fn get_mut(&mut self, id: &str, now: i64) -> Option<&mut Pending> {
+        self.entries
+            .get_mut(id)
+            .filter(|p| now - p.created_at < PENDING_TTL_SECS)
+    }
+
+    fn take(&mut self, id: &str) -> Option<Pending> {
+        self.entries.remove(id)
+    }
 }
 
 pub struct Idp {
@@ -55,7 +133,9 @@ pub struct Idp {
     pub keys: Keys,
     pub directory: Directory,
     codes: Mutex<HashMap<String, CodeGrant>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<PendingTable>,
+    /// Permits for argon2 checks: each holds ~19 MiB, so at most one per core runs at once.
+    password_checks: Arc<Semaphore>,
     /// Remember-browser cookie value → (user, expiry on the real clock).
     remembered: Mutex<HashMap<String, (String, i64)>>,
     pub control: Mutex<TestControl>,
@@ -67,6 +147,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub fn real_now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// How many argon2 checks may run at once: one per core the process may use.
+pub fn password_check_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Idp {
@@ -82,7 +167,8 @@ impl Idp {
             keys: Keys::load_or_generate(config.signing_key_pem.as_deref())?,
             directory: Directory::demo()?,
             codes: Mutex::default(),
-            pending: Mutex::default(),
+            pending: Mutex::new(PendingTable::new(MAX_PENDING)),
+            password_checks: Arc::new(Semaphore::new(password_check_limit())),
             remembered: Mutex::default(),
             control: Mutex::default(),
         })
@@ -117,38 +203,57 @@ impl Idp {
         lock(&self.codes).remove(code)
     }
 
+    /// Checks a password on a blocking thread, at most [`password_check_limit`] at once; the
+    /// others wait for a permit before any memory is allocated (OWASP ASVS 4.0 V2.4.3 and
+    /// CWE-400). The permit moves into the blocking task, so a client that disconnects does
+    /// not free its slot while its hash still runs.
+    pub async fn check_password(
+        self: Arc<Self>,
+        username: String,
+        password: String,
+    ) -> anyhow::Result<Option<User>> {
+        let permit = Arc::clone(&self.password_checks).acquire_owned().await?;
+        let user = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            self.directory.check_password(&username, &password)
+        })
+        .await?;
+        Ok(user)
+    }
+
     pub fn add_pending(&self, request: AuthorizeRequest) -> String {
         let id = crate::web::random_token(32);
-        let now = real_now();
-        let mut pending = lock(&self.pending);
-        pending.retain(|_, p| now - p.created_at < PENDING_TTL_SECS);
-        pending.insert(
-            id.clone(),
-            Pending {
-                request,
-                progress: Progress::default(),
-                created_at: now,
-            },
-        );
+        lock(&self.pending).insert(id.clone(), request, real_now());
         id
     }
 
     pub fn pending(&self, id: &str) -> Option<Pending> {
-        let now = real_now();
-        lock(&self.pending)
-            .get(id)
-            .filter(|p| now - p.created_at < PENDING_TTL_SECS)
-            .cloned()
+        lock(&self.pending).get_mut(id, real_now()).map(|p| p.clone())
     }
 
     pub fn update_pending(&self, id: &str, f: impl FnOnce(&mut Progress)) {
-        if let Some(p) = lock(&self.pending).get_mut(id) {
+        if let Some(p) = lock(&self.pending).get_mut(id, real_now()) {
             f(&mut p.progress);
         }
     }
 
+    /// Counts a wrong code against a pending sign-in; after
+    /// [`MAX_CODE_FAILURES_PER_SIGN_IN`] it is ended and `false` says so.
+    pub fn pending_code_failed(&self, id: &str) -> bool {
+        let mut pending = lock(&self.pending);
+        let Some(p) = pending.get_mut(id, real_now()) else {
+            return false;
+        };
+        p.code_failures += 1;
+        if p.code_failures >= MAX_CODE_FAILURES_PER_SIGN_IN {
+            pending.take(id);
+            return false;
+        }
+        true
+    }
+
     pub fn take_pending(&self, id: &str) -> Option<Pending> {
-        lock(&self.pending).remove(id)
+        lock(&self.pending).take(id)
     }
 
     /// A new remember-browser value for `user`.
@@ -166,5 +271,104 @@ impl Idp {
         lock(&self.remembered)
             .get(value)
             .is_some_and(|(u, exp)| u == user && *exp > real_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientRegistration;
+    use crate::idp::protocol::Requirements;
+    use secrecy::SecretString;
+
+    fn request(state: &str) -> AuthorizeRequest {
+        AuthorizeRequest {
+            client_id: "c".into(),
+            redirect_uri: "http://rp.example/callback".into(),
+            state: Some(state.into()),
+            nonce: None,
+            scope: "openid".into(),
+            code_challenge: "x".into(),
+            requirements: Requirements::default(),
+        }
+    }
+
+    #[test]
+    fn the_pending_table_is_capped_by_evicting_the_oldest() {
+        let mut table = PendingTable::new(3);
+        for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            table.insert(id.into(), request(id), 1_000 + i as i64);
+        }
+        assert_eq!(table.entries.len(), 3);
+        assert!(table.get_mut("a", 1_010).is_none(), "the oldest was evicted");
+        for id in ["b", "c", "d"] {
+            assert!(table.get_mut(id, 1_010).is_some(), "{id} stays");
+        }
+    }
+
+    #[test]
+    fn pending_sign_ins_expire_and_finished_ones_do_not_pile_up() {
+        let mut table = PendingTable::new(4);
+        table.insert("old".into(), request("old"), 1_000);
+        let later = 1_000 + PENDING_TTL_SECS;
+        assert!(table.get_mut("old", later).is_none(), "expired on read");
+        table.insert("new".into(), request("new"), later);
+        assert!(!table.entries.contains_key("old"), "expired on insert");
+        // Sign-ins that finish at once leave ids behind; compaction keeps them bounded.
+        for i in 0..1_000 {
+            let id = format!("done-{i}");
+            table.insert(id.clone(), request(&id), later);
+            assert!(table.take(&id).is_some());
+        }
+        assert!(table.order.len() <= 2 * table.cap, "{}", table.order.len());
+        assert!(table.get_mut("new", later).is_some());
+        assert!(
+            table
+                .entries
+                .keys()
+                .all(|k| table.order.iter().any(|(_, id)| id == k))
+        );
+    }
+
+    fn idp() -> Arc<Idp> {
+        let rp = Url::parse("http://127.0.0.1:8080/").unwrap();
+        let config = IdpConfig {
+            issuer: Url::parse("http://127.0.0.1:9090").unwrap(),
+            clients: vec![ClientRegistration::for_intranet(
+                "c",
+                SecretString::from("s"),
+                &rp,
+            )],
+            mfa_at_login: false,
+            test_control: false,
+            api_audience: "api".into(),
+            signing_key_pem: None,
+        };
+        Arc::new(Idp::new(&config).unwrap())
+    }
+
+    #[test]
+    fn ten_wrong_codes_end_a_pending_sign_in() {
+        let idp = idp();
+        let id = idp.add_pending(request("s"));
+        for _ in 1..MAX_CODE_FAILURES_PER_SIGN_IN {
+            assert!(idp.pending_code_failed(&id));
+        }
+        assert!(!idp.pending_code_failed(&id));
+        assert!(idp.pending(&id).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_checks_run_at_most_one_per_core_at_once() {
+        let idp = idp();
+        let limit = password_check_limit();
+        let checks: Vec<_> = (0..limit * 3 + 4)
+            .map(|_| tokio::spawn(Arc::clone(&idp).check_password("alice".into(), "wrong".into())))
+            .collect();
+        for check in checks {
+            assert!(check.await.unwrap().unwrap().is_none());
+        }
+        let peak = idp.directory.peak_concurrent_password_checks();
+        assert!((1..=limit).contains(&peak), "peak {peak}, limit {limit}");
     }
 }

@@ -1177,3 +1177,191 @@ async fn a_code_is_bound_to_its_redirect_uri() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }
+
+// ---- hardening: throttling, resource bounds, logout confirmation ----
+
+/// `browser` signed in as `user` with the password, on the second-factor page of a step-up.
+async fn at_the_code_page(idp: &TestIdp, browser: &Browser, user: &str) -> (Flow, Page) {
+    let flow = Flow::new();
+    let login = browser
+        .authorize(idp, &flow, &[("acr_values", ACR_MFA)])
+        .await
+        .expect_page("/login");
+    let page = browser
+        .submit_login(&login, user, &format!("{user}-password"))
+        .await
+        .page();
+    (flow, page)
+}
+
+#[tokio::test]
+async fn five_wrong_codes_lock_the_users_code_checks_and_another_user_is_unaffected() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (_, mut mfa) = at_the_code_page(&idp, &browser, "alice").await;
+    assert_eq!(mfa.url.path(), "/mfa");
+    for i in 0..4 {
+        mfa = browser
+            .submit_code(&mfa, &totp_code("alice", 5 + i), false)
+            .await
+            .expect_page("/mfa");
+        assert!(mfa.text().contains("not right"), "{}", mfa.text());
+    }
+    // The fifth wrong code starts the lock, and the page says so at once.
+    let locked = browser
+        .submit_code(&mfa, &totp_code("alice", 9), false)
+        .await
+        .page();
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    assert!(
+        locked.text().contains("Too many attempts. Try again in 60 s"),
+        "{}",
+        locked.text()
+    );
+    // The right code is refused too while the lock lasts, with Retry-After (RFC 6585 §4).
+    let right = browser
+        .submit_raw(&locked, &[("code", &totp_code("alice", 0))])
+        .await;
+    assert_eq!(right.status(), 429);
+    let retry_after: u64 = right.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let text = right.text().await.unwrap();
+    assert!(text.contains("Too many attempts. Try again in"), "{text}");
+    // A new sign-in in another browser does not escape the lock: it is the user's.
+    let other = idp.browser();
+    let (_, mfa) = at_the_code_page(&idp, &other, "alice").await;
+    let again = other
+        .submit_code(&mfa, &totp_code("alice", 0), false)
+        .await
+        .page();
+    assert_eq!(again.status, 429);
+
+    // bob is not affected.
+    let (flow, tokens) = idp.step_up(&idp.browser(), "bob", 0, &[]).await;
+    idp.verify_id_token(&tokens.id_token, &flow.nonce)
+        .await
+        .expect("bob steps up");
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
+}
+
+#[tokio::test]
+async fn wrong_enrolment_codes_count_towards_the_lock_too() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (_, mut enroll) = at_the_code_page(&idp, &browser, "carol").await;
+    assert_eq!(enroll.url.path(), "/enroll");
+    let secret = enroll.element_text("totp-secret").unwrap();
+    for i in 0..4 {
+        enroll = browser
+            .submit_code(&enroll, &totp_code_for_secret(&secret, 5 + i), false)
+            .await
+            .expect_page("/enroll");
+    }
+    let locked = browser
+        .submit_code(&enroll, &totp_code_for_secret(&secret, 9), false)
+        .await
+        .page();
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    let right = browser
+        .submit_code(&locked, &totp_code_for_secret(&secret, 0), false)
+        .await
+        .page();
+    assert_eq!(right.status, 429);
+    assert!(right.text().contains("Too many attempts"), "{}", right.text());
+}
+
+#[tokio::test]
+async fn many_concurrent_wrong_logins_all_get_the_login_page_again() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let browser = idp.browser();
+        let page = browser
+            .authorize(&idp, &Flow::new(), &[])
+            .await
+            .expect_page("/login");
+        logins.spawn(async move {
+            browser
+                .submit_login(&page, "alice", "not-her-password")
+                .await
+                .expect_page("/login")
+                .text()
+        });
+    }
+    while let Some(text) = logins.join_next().await {
+        assert!(text.unwrap().contains("do not match"));
+    }
+    // And the right password still works.
+    idp.login(&idp.browser(), "alice", &[]).await;
+}
+
+#[tokio::test]
+async fn a_state_or_nonce_over_512_bytes_is_refused_with_invalid_request() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let long = "x".repeat(513);
+    let mut flow = Flow::new();
+    flow.state = long.clone();
+    let callback = browser.authorize(&idp, &flow, &[]).await.callback();
+    assert_eq!(callback.error.as_deref(), Some("invalid_request"));
+    assert_eq!(callback.state.as_deref(), Some(long.as_str()));
+    let flow = Flow::new();
+    let callback = browser
+        .authorize(&idp, &flow, &[("nonce", &long)])
+        .await
+        .callback();
+    assert_eq!(callback.error.as_deref(), Some("invalid_request"));
+    assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+    let mut flow = Flow::new();
+    flow.state = "y".repeat(512);
+    browser.authorize(&idp, &flow, &[]).await.expect_page("/login");
+}
+
+#[tokio::test]
+async fn a_code_post_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (flow, mfa) = at_the_code_page(&idp, &browser, "alice").await;
+    let code = totp_code("alice", 0);
+    let action = mfa.form_action();
+    let missing = browser.post_raw(&action, &[("code", &code)]).await;
+    assert_eq!(missing.status(), 403);
+    let forged = browser
+        .post_raw(&action, &[("code", &code), ("csrf_token", "forged")])
+        .await;
+    assert_eq!(forged.status(), 403);
+    // Nothing changed: the code was not used up and the pending sign-in is intact.
+    let callback = browser.submit_code(&mfa, &code, false).await.callback();
+    assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+    assert_eq!(
+        idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
+        ACR_MFA
+    );
+}
+
+#[tokio::test]
+async fn an_enrolment_post_without_the_csrf_token_is_refused_and_enrols_nothing() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (flow, enroll) = at_the_code_page(&idp, &browser, "carol").await;
+    assert_eq!(enroll.url.path(), "/enroll");
+    let secret = enroll.element_text("totp-secret").unwrap();
+    let code = totp_code_for_secret(&secret, 0);
+    let action = enroll.form_action();
+    assert_eq!(browser.post_raw(&action, &[("code", &code)]).await.status(), 403);
+    let forged = browser
+        .post_raw(&action, &[("code", &code), ("csrf_token", "forged")])
+        .await;
+    assert_eq!(forged.status(), 403);
+    // Still not enrolled: the enrolment page is offered again, with the same secret.
+    let again = browser
+        .follow(browser.get(&action).await)
+        .await
+        .expect_page("/enroll");
+    assert_eq!(again.element_text("totp-secret"), Some(secret));
+    let callback = browser.submit_code(&again, &code, false).await.callback();
+    assert_eq!(
+        idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
+        ACR_MFA
+    );
+}

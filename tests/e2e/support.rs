@@ -395,6 +395,28 @@ impl Browser {
         self.follow(response).await
     }
 
+    /// Posts exactly `fields` to `url` (no hidden fields added); the raw response.
+    pub async fn post_raw(&self, url: &Url, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(url.clone())
+            .form(fields)
+            .send()
+            .await
+            .expect("POST reaches the OP")
+    }
+
+    /// Posts `page`'s form with its hidden fields plus `fields`; the raw response.
+    pub async fn submit_raw(&self, page: &Page, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = page.hidden_fields();
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.client
+            .post(page.form_action())
+            .form(&form)
+            .send()
+            .await
+            .expect("POST reaches the OP")
+    }
+
     /// Fills in the login page.
     pub async fn submit_login(&self, page: &Page, user: &str, password: &str) -> Landing {
         self.submit(page, &[("username", user), ("password", password)])
