@@ -1318,6 +1318,38 @@ async fn a_state_or_nonce_over_512_bytes_is_refused_with_invalid_request() {
 }
 
 #[tokio::test]
+async fn a_step_up_after_an_old_password_session_asks_only_the_code_and_gives_a_new_auth_time() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (_, first) = idp.login(&browser, "alice", &[]).await;
+    let password_time = first.id_claims["auth_time"].as_i64().unwrap();
+    // 700 s later the password is older than max_age=600, but the step-up's fresh second
+    // factor is an active authentication of its own (OIDC Core §3.1.2.1 max_age).
+    idp.set_clock_offset(700).await;
+    let flow = Flow::new();
+    let mfa = browser
+        .authorize(&idp, &flow, &[("acr_values", ACR_MFA), ("max_age", "600")])
+        .await
+        .expect_page("/mfa");
+    let callback = browser
+        .submit_code(&mfa, &totp_code("alice", 0), false)
+        .await
+        .callback();
+    let tokens = idp.redeem(&callback.code(), &flow).await;
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
+    assert_eq!(amr(&tokens.id_claims), ["pwd", "otp", "mfa"]);
+    let auth_time = tokens.id_claims["auth_time"].as_i64().unwrap();
+    assert!(auth_time >= password_time + 700, "a new auth_time: {auth_time}");
+    // max_age=0 and prompt=login still ask for the password, step-up or not.
+    for extra in [("max_age", "0"), ("prompt", "login")] {
+        browser
+            .authorize(&idp, &Flow::new(), &[("acr_values", ACR_MFA), extra])
+            .await
+            .expect_page("/login");
+    }
+}
+
+#[tokio::test]
 async fn a_code_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     let idp = spawn_idp(IdpOptions::default()).await;
     let browser = idp.browser();
