@@ -34,7 +34,7 @@ fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
     Some(format!("{} at {host}", pending.request.client_id))
 }
 
-fn page(body: impl Template, status: StatusCode) -> Result<HttpResponse, PageError> {
+pub(super) fn page(body: impl Template, status: StatusCode) -> Result<HttpResponse, PageError> {
     let html = body.render().map_err(|e| PageError::Unexpected(e.into()))?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

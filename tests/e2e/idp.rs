@@ -777,11 +777,12 @@ async fn logout_refuses_a_hint_signed_by_someone_else() {
     let response = browser.get(&url).await;
     assert_eq!(response.status(), 400);
     assert!(response.headers().get("location").is_none());
-    // Without any parameter: the signed-out page.
-    let page = browser
+    // Without any parameter: the OP asks (RP-Initiated Logout 1.0 §2), then signs out.
+    let ask = browser
         .follow(browser.get(&idp.url("/logout")).await)
         .await
-        .page();
+        .expect_page("/logout");
+    let page = browser.submit(&ask, &[]).await.page();
     assert_eq!(page.status, 200);
     assert!(page.text().contains("signed out of Fabrikam ID"));
     browser
@@ -1396,4 +1397,136 @@ async fn an_enrolment_post_without_the_csrf_token_is_refused_and_enrols_nothing(
         idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
         ACR_MFA
     );
+}
+
+/// Whether `browser` still has an OP session (a plain request is answered without a page).
+async fn signed_in(idp: &TestIdp, browser: &Browser) -> bool {
+    matches!(
+        browser.authorize(idp, &Flow::new(), &[]).await,
+        Landing::Callback(_)
+    )
+}
+
+fn logout_url(idp: &TestIdp, params: &[(&str, &str)]) -> url::Url {
+    let mut url = idp.url("/logout");
+    if !params.is_empty() {
+        url.query_pairs_mut().extend_pairs(params);
+    }
+    url
+}
+
+#[tokio::test]
+async fn logout_without_a_hint_asks_and_only_the_confirmation_with_its_csrf_token_ends_the_session() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    idp.login(&browser, "alice", &[]).await;
+
+    // A bare GET (e.g. an <img> on another site) only asks.
+    let ask = browser
+        .follow(browser.get(&logout_url(&idp, &[])).await)
+        .await
+        .expect_page("/logout");
+    assert!(ask.text().contains("Sign out of Fabrikam ID?"), "{}", ask.text());
+    assert!(ask.text().contains("Alice Ashford"));
+    assert!(signed_in(&idp, &browser).await, "asking changes nothing");
+
+    // POSTs without this session's token change nothing.
+    let logout = idp.url("/logout");
+    let forged = browser.post_raw(&logout, &[("csrf_token", "forged")]).await;
+    assert_eq!(forged.status(), 403);
+    let stranger = idp.browser();
+    let bare = stranger.post_raw(&logout, &[]).await;
+    assert!(bare.headers().get("location").is_none());
+    let bare = browser.post_raw(&logout, &[]).await;
+    assert_eq!(bare.status(), 200, "a bare POST is a request, so it only asks");
+    assert!(bare.text().await.unwrap().contains("Sign out of Fabrikam ID?"));
+    assert!(signed_in(&idp, &browser).await);
+
+    // The confirmation ends it.
+    let done = browser.submit(&ask, &[]).await.page();
+    assert_eq!(done.status, 200);
+    assert!(
+        done.text().contains("signed out of Fabrikam ID"),
+        "{}",
+        done.text()
+    );
+    assert!(!signed_in(&idp, &browser).await);
+}
+
+#[tokio::test]
+async fn logout_with_a_hint_for_another_user_asks_and_the_confirmation_returns_to_the_client() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let bobs = idp.browser();
+    let (_, bob_tokens) = idp.login(&bobs, "bob", &[]).await;
+    let browser = idp.browser();
+    idp.login(&browser, "alice", &[]).await;
+
+    let url = logout_url(
+        &idp,
+        &[
+            ("id_token_hint", &bob_tokens.id_token),
+            ("post_logout_redirect_uri", &idp.post_logout_redirect_uri),
+            ("state", "bye"),
+        ],
+    );
+    let ask = browser
+        .follow(browser.get(&url).await)
+        .await
+        .expect_page("/logout");
+    assert!(
+        signed_in(&idp, &browser).await,
+        "bob's hint does not sign alice out"
+    );
+    let fields = ask.hidden_fields();
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(
+        field("post_logout_redirect_uri"),
+        Some(idp.post_logout_redirect_uri.as_str())
+    );
+    assert_eq!(field("state"), Some("bye"));
+    assert_eq!(field("client_id"), Some(CLIENT_ID));
+    assert!(field("id_token_hint").is_none(), "no token in the page");
+
+    let callback = browser.submit(&ask, &[]).await.callback();
+    assert_eq!(
+        callback.url.as_str().split('?').next(),
+        Some(idp.post_logout_redirect_uri.as_str())
+    );
+    assert_eq!(callback.state.as_deref(), Some("bye"));
+    assert!(!signed_in(&idp, &browser).await);
+    assert!(signed_in(&idp, &bobs).await, "bob's own session is untouched");
+}
+
+#[tokio::test]
+async fn logout_with_a_valid_hint_or_without_an_op_session_needs_no_confirmation() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let (_, tokens) = idp.login(&browser, "alice", &[]).await;
+    // By POST too (RP-Initiated Logout 1.0 §2: OPs support GET and POST).
+    let response = browser
+        .post_raw(
+            &idp.url("/logout"),
+            &[
+                ("id_token_hint", &tokens.id_token),
+                ("post_logout_redirect_uri", &idp.post_logout_redirect_uri),
+                ("state", "s1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let callback = browser.follow(response).await.callback();
+    assert_eq!(callback.state.as_deref(), Some("s1"));
+    assert!(!signed_in(&idp, &browser).await);
+
+    // No OP session: straight back to the client.
+    let url = logout_url(
+        &idp,
+        &[
+            ("client_id", CLIENT_ID),
+            ("post_logout_redirect_uri", &idp.post_logout_redirect_uri),
+            ("state", "s2"),
+        ],
+    );
+    let callback = browser.follow(browser.get(&url).await).await.callback();
+    assert_eq!(callback.state.as_deref(), Some("s2"));
 }
