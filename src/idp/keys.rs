@@ -110,22 +110,26 @@ impl Keys {
         }]})
     }
 
-    /// Signs `claims` as a JWS with header `typ`, honestly unless `mode` says otherwise.
+    /// Signs `claims` as a JWS with header `typ` (none if `None`), honestly unless `mode` says
+    /// otherwise.
     pub fn sign(
         &self,
-        typ: &str,
+        typ: Option<&str>,
         claims: &Map<String, Value>,
         mode: SignatureMode,
     ) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(typ.to_owned());
+        header.typ = typ.map(str::to_owned);
         header.kid = Some(self.kid.clone());
         match mode {
             SignatureMode::Valid => Ok(jsonwebtoken::encode(&header, claims, &self.current.encoding)?),
             SignatureMode::WrongKey => Ok(jsonwebtoken::encode(&header, claims, &self.wrong.encoding)?),
             SignatureMode::None => {
                 // An unsecured JWS (RFC 7515 Appendix A.5): a test of the RP's alg check.
-                let header = json!({ "alg": "none", "typ": typ, "kid": self.kid });
+                let mut header = json!({ "alg": "none", "kid": self.kid });
+                if let Some(typ) = typ {
+                    header["typ"] = json!(typ);
+                }
                 Ok(format!(
                     "{}.{}.",
                     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
@@ -170,13 +174,13 @@ mod tests {
         let mut claims = Map::new();
         claims.insert("iss".into(), json!("http://op/"));
         claims.insert("exp".into(), json!(2_000_000_000));
-        let token = keys.sign("JWT", &claims, SignatureMode::Valid).unwrap();
+        let token = keys.sign(Some("JWT"), &claims, SignatureMode::Valid).unwrap();
         assert!(keys.verify(&token, "http://op/", Some(1_000)).is_ok());
         assert!(keys.verify(&token, "http://other/", Some(1_000)).is_err());
         assert!(keys.verify(&token, "http://op/", Some(2_000_000_001)).is_err());
-        let wrong = keys.sign("JWT", &claims, SignatureMode::WrongKey).unwrap();
+        let wrong = keys.sign(Some("JWT"), &claims, SignatureMode::WrongKey).unwrap();
         assert!(keys.verify(&wrong, "http://op/", None).is_err());
-        let none = keys.sign("JWT", &claims, SignatureMode::None).unwrap();
+        let none = keys.sign(Some("JWT"), &claims, SignatureMode::None).unwrap();
         assert!(none.ends_with('.'));
         assert!(keys.verify(&none, "http://op/", None).is_err());
         let jwks = keys.jwks();

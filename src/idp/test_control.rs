@@ -1,6 +1,21 @@
 //! The test-control API (`--test-control`, never in the demo): read the last authorization
 //! requests, shift the OP's clock, and make the next tokens deviate, so relying parties can
 //! prove they refuse bad tokens.
+//!
+//! - `GET /test-control/authorize-requests`: `[{"params": {...}}]`, the last 50, oldest first.
+//! - `PUT /test-control/clock` `{"offset_secs": i64}`: shifts what the OP issues.
+//! - `PUT /test-control/next-token` (every field optional; unknown fields are refused; each
+//!   deviation is used once, by the next `/authorize` or successful `/token`):
+//!   - `"ignore_acr_values": true`: the next authorization request is treated as asking for
+//!     no assurance (the tokens honestly say password);
+//!   - `"id_token_claims": {...}` / `"access_token_claims": {...}`: claims to set; `null`
+//!     removes one;
+//!   - `"signature": "valid" | "wrong-key" | "none"`: how both tokens are signed;
+//!   - `"access_token_typ": "JWT"`: the access token's JOSE header `typ` instead of
+//!     `at+jwt` (RFC 9068 §2.1), so a resource server can prove it refuses other types
+//!     (§4); `"access_token_typ": null` leaves `typ` out.
+//! - `DELETE /test-control/next-token`: drops deviations not yet used.
+//! - `POST /test-control/reset`: no deviation, no clock offset (the request log stays).
 
 use std::collections::VecDeque;
 
@@ -28,6 +43,14 @@ pub struct NextToken {
     pub access_token_claims: Map<String, Value>,
     #[serde(default)]
     pub signature: Option<SignatureMode>,
+    /// Absent: `at+jwt`; a string: that `typ`; `null`: no `typ` at all.
+    #[serde(default, deserialize_with = "present")]
+    pub access_token_typ: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// What the next tokens from `/token` should look like.
@@ -36,6 +59,8 @@ pub struct TokenDeviation {
     pub id_token_claims: Map<String, Value>,
     pub access_token_claims: Map<String, Value>,
     pub signature: SignatureMode,
+    /// `None`: the honest `at+jwt`; `Some(None)`: no `typ`.
+    pub access_token_typ: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +94,7 @@ impl TestControl {
             id_token_claims: std::mem::take(&mut self.next.id_token_claims),
             access_token_claims: std::mem::take(&mut self.next.access_token_claims),
             signature: self.next.signature.take().unwrap_or_default(),
+            access_token_typ: self.next.access_token_typ.take(),
         }
     }
 }
@@ -171,5 +197,17 @@ mod tests {
         assert!(!tc.take_ignore_acr_values());
         assert_eq!(tc.take_token_deviation().signature, SignatureMode::None);
         assert_eq!(tc.take_token_deviation().signature, SignatureMode::Valid);
+    }
+
+    #[test]
+    fn access_token_typ_tells_null_from_absent() {
+        let parse = |v: Value| serde_json::from_value::<NextToken>(v).unwrap().access_token_typ;
+        assert_eq!(parse(json!({})), None);
+        assert_eq!(
+            parse(json!({"access_token_typ": "JWT"})),
+            Some(Some("JWT".into()))
+        );
+        assert_eq!(parse(json!({"access_token_typ": null})), Some(None));
+        assert!(serde_json::from_value::<NextToken>(json!({"access_token_typ": 1})).is_err());
     }
 }

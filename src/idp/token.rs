@@ -164,9 +164,13 @@ fn issue(idp: &Idp, grant: &CodeGrant, now: i64) -> anyhow::Result<Value> {
     let mut access_claims = as_map(&mut access);
     merge_claims(&mut id_claims, &deviation.id_token_claims);
     merge_claims(&mut access_claims, &deviation.access_token_claims);
-    let id_token = idp.keys.sign("JWT", &id_claims, deviation.signature)?;
-    // RFC 9068 §2.1: `typ: at+jwt`.
-    let access_token = idp.keys.sign("at+jwt", &access_claims, deviation.signature)?;
+    let id_token = idp.keys.sign(Some("JWT"), &id_claims, deviation.signature)?;
+    // RFC 9068 §2.1: `typ: at+jwt` (test control may replace or drop it).
+    let access_typ = match &deviation.access_token_typ {
+        None => Some("at+jwt"),
+        Some(typ) => typ.as_deref(),
+    };
+    let access_token = idp.keys.sign(access_typ, &access_claims, deviation.signature)?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",

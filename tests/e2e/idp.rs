@@ -1530,3 +1530,30 @@ async fn logout_with_a_valid_hint_or_without_an_op_session_needs_no_confirmation
     let callback = browser.follow(browser.get(&url).await).await.callback();
     assert_eq!(callback.state.as_deref(), Some("s2"));
 }
+
+#[tokio::test]
+async fn test_control_access_token_typ_replaces_or_drops_at_jwt_once() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    idp.set_next_token(json!({ "access_token_typ": "JWT" })).await;
+    let (_, tokens) = idp.login(&idp.browser(), "alice", &[]).await;
+    assert_eq!(jwt_header(&tokens.access_token)["typ"], "JWT");
+    assert_eq!(
+        jwt_header(&tokens.id_token)["typ"],
+        "JWT",
+        "the ID token is unchanged"
+    );
+    let (_, next) = idp.login(&idp.browser(), "alice", &[]).await;
+    assert_eq!(jwt_header(&next.access_token)["typ"], "at+jwt", "used once");
+
+    idp.set_next_token(json!({ "access_token_typ": null })).await;
+    let (_, untyped) = idp.login(&idp.browser(), "alice", &[]).await;
+    assert!(jwt_header(&untyped.access_token).get("typ").is_none());
+    let r = idp
+        .api
+        .put(idp.url("/test-control/next-token"))
+        .json(&json!({ "access_token_header": { "typ": "JWT" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "unknown options are refused");
+}
