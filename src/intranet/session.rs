@@ -113,7 +113,11 @@ impl TypedSession {
 
     /// The one-time message for the next page, if any.
     pub fn take_flash(&self) -> Option<String> {
-        self.0.remove_as::<String>(FLASH).and_then(Result::ok)
+        // Look before removing: `remove` marks the session changed even when the key is
+        // absent, which would rewrite the cookie (or the Redis entry) on every page view.
+        let flash = self.0.get::<String>(FLASH).ok().flatten()?;
+        self.0.remove(FLASH);
+        Some(flash)
     }
 }
 

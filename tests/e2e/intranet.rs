@@ -858,3 +858,51 @@ async fn an_https_site_sends_hsts_and_secure_cookies() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_api_refuses_a_jwt_that_is_not_typed_as_an_access_token() {
+    let app = TestApp::spawn().await;
+    let api = app.url("/api/employees/1/salary");
+    for typ in [json!("JWT"), Value::Null] {
+        app.idp.set_next_token(json!({"access_token_typ": typ})).await;
+        let token = access_token(&app, "alice", false).await;
+        let res = app
+            .plain
+            .get(api.clone())
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "typ {typ}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+    // An ID token is a JWT from the same issuer and keys, but not an access token for this API.
+    let (_, tokens) = app.idp.login(&app.idp.browser(), "alice", &[]).await;
+    let res = app
+        .plain
+        .get(api)
+        .bearer_auth(&tokens.id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn reading_pages_does_not_rewrite_the_session_cookie() {
+    let app = TestApp::spawn().await;
+    app.login_as("alice").await;
+    app.get("/customers").await; // the first page after login may still carry changes
+    for path in ["/customers", "/employees", "/me", "/"] {
+        let page = app.get(path).await;
+        assert!(
+            page.headers.get("set-cookie").is_none(),
+            "{path} sent a new session cookie"
+        );
+    }
+}
