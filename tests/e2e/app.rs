@@ -182,6 +182,21 @@ impl TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             fabrikam::telemetry::init();
         }
+        let (s, data_dir) = Self::settings(configure);
+        let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
+        let intranet_addr = intranet_listener.local_addr().unwrap();
+        let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
+        let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
+            .await
+            .expect("both servers build");
+        tokio::spawn(demo.idp);
+        tokio::spawn(demo.intranet);
+        Self::attach(s, data_dir, intranet_addr, demo.idp_config).await
+    }
+
+    /// The demo settings for a test, changed by `configure`, with a database in a fresh
+    /// temporary directory (removed when the `TestApp` is dropped).
+    pub fn settings(configure: impl FnOnce(&mut Settings)) -> (Settings, std::path::PathBuf) {
         let mut s = Settings::defaults();
         // Never inherit a developer's environment for addresses and issuers.
         s.fabrikam_public_url = None;
@@ -193,17 +208,19 @@ impl TestApp {
         std::fs::create_dir_all(&data_dir).expect("a temporary directory");
         s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
         configure(&mut s);
-        let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
-        // Requests go to the bound address, whatever public URL the site is configured with.
-        let bound = fabrikam::config::url_for(intranet_listener.local_addr().unwrap());
-        let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
-        let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
-            .await
-            .expect("both servers build");
-        let issuer = demo.issuer;
-        let idp = TestIdp::new(demo.idp_config);
-        tokio::spawn(demo.idp);
-        tokio::spawn(demo.intranet);
+        (s, data_dir)
+    }
+
+    /// Helpers for servers already running with `s`: the intranet at `intranet_addr` (the
+    /// bound address, whatever public URL it is configured with) and Fabrikam ID with
+    /// `idp_config`.
+    pub async fn attach(
+        s: Settings,
+        data_dir: std::path::PathBuf,
+        intranet_addr: std::net::SocketAddr,
+        idp_config: fabrikam::config::IdpConfig,
+    ) -> Self {
+        let bound = fabrikam::config::url_for(intranet_addr);
         let base = Url::parse(bound.as_str().trim_end_matches('/')).unwrap();
         let jar = Arc::new(Jar::default());
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
@@ -211,11 +228,11 @@ impl TestApp {
             .expect("the test database");
         TestApp {
             base,
-            issuer,
-            idp,
+            issuer: fabrikam::config::issuer_id(&idp_config.issuer),
+            idp: TestIdp::new(idp_config),
             db,
             data_dir,
-            settings: s.clone(),
+            settings: s,
             browser: browser_with_jar(jar.clone()),
             jar,
             plain: reqwest::Client::builder()

@@ -906,3 +906,63 @@ async fn reading_pages_does_not_rewrite_the_session_cookie() {
         );
     }
 }
+
+#[tokio::test]
+async fn garbage_input_gets_clean_errors_and_the_site_keeps_answering() {
+    let app = TestApp::spawn().await;
+    let long = "x".repeat(10_000);
+    for path in [
+        format!("/login?return_to=/{long}"),
+        "/login?return_to=%FF%FE".to_owned(),
+        format!("/callback?code={long}&state={long}"),
+        "/callback?state=%00%01".to_owned(),
+        "/customers/99999999999999999999999".to_owned(),
+        "/employees/-1/salary".to_owned(),
+        "/audit?page=abc".to_owned(),
+    ] {
+        let visit = app.get(&path).await;
+        assert!(
+            visit.status.is_client_error() || visit.status.is_redirection(),
+            "{}: {}",
+            &path[..path.len().min(60)],
+            visit.status
+        );
+    }
+    let api = app.url("/api/employees/1/salary");
+    for header in [
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "Bearer a.b",
+        "Bearer ...",
+        &format!("Bearer {long}"),
+    ] {
+        let res = app
+            .plain
+            .get(api.clone())
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            &header[..header.len().min(30)]
+        );
+        let body: Value = res.json().await.expect("a JSON error");
+        assert!(body["error"].is_string());
+    }
+    let form = app
+        .plain
+        .post(app.url("/logout"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send();
+    assert_eq!(form.await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/healthz").await.status,
+        StatusCode::OK,
+        "still answering"
+    );
+}

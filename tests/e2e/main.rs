@@ -8,6 +8,7 @@ mod app;
 mod audit;
 mod idp;
 mod intranet;
+mod logs;
 mod redis;
 mod support;
 mod tutorial;
