@@ -12,7 +12,7 @@ use serde::Deserialize;
 use totp_rs::Secret;
 
 use super::authorize::resume;
-use super::directory::{TotpRefusal, totp};
+use super::directory::{PasswordRefusal, TotpRefusal, totp};
 use super::errors::PageError;
 use super::protocol::AuthState;
 use super::session::{IdpSession, REMEMBER_COOKIE};
@@ -89,6 +89,8 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: checks the password; a wrong one shows the page again and changes nothing.
+/// After too many failures for the user name the page comes back with 429 and `Retry-After`,
+/// the password unchecked, until the name's delay is over (see [`super::directory`]).
 pub async fn login(
     req: HttpRequest,
     session: IdpSession,
@@ -118,13 +120,35 @@ pub async fn login(
         );
     };
     let username = username.trim().to_owned();
-    let user = idp
+    let checked = idp
         .clone()
         .into_inner()
         .check_password(username.clone(), password)
         .await?;
-    let Some(user) = user else {
-        tracing::info!("password login failed");
+    let delay = match checked {
+        Ok(_) => None,
+        Err(PasswordRefusal::Delayed { retry_after_secs }) => {
+            // Debug-quoted: the name is whatever was posted, possibly with line breaks.
+            tracing::info!(
+                ?username,
+                retry_after_secs,
+                "password login refused unchecked: too many failures for this name"
+            );
+            Some(retry_after_secs)
+        }
+        Err(PasswordRefusal::Wrong) => {
+            tracing::info!("password login failed");
+            // This failure may have been the one that started a delay: say so at once.
+            idp.directory.password_delay(&username)
+        }
+    };
+    if let Some(secs) = delay {
+        let message = format!("Too many failed sign-ins for this account. Try again in {secs} s.");
+        let mut res = again(&message, username, StatusCode::TOO_MANY_REQUESTS)?;
+        with_retry_after(&mut res, Some(secs));
+        return Ok(res);
+    }
+    let Ok(user) = checked else {
         return again(
             "That user name and password do not match. Try again.",
             username,

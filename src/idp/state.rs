@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::directory::{Directory, User};
+use super::directory::{Directory, PasswordRefusal, User};
 use super::keys::Keys;
 use super::protocol::{Authentication, AuthorizeRequest, Progress};
 use super::test_control::TestControl;
@@ -206,19 +206,24 @@ impl Idp {
     /// Checks a password on a blocking thread, at most [`password_check_limit`] at once; the
     /// others wait for a permit before any memory is allocated (OWASP ASVS 4.0 V2.4.3 and
     /// CWE-400). The permit moves into the blocking task, so a client that disconnects does
-    /// not free its slot while its hash still runs.
+    /// not free its slot while its hash still runs. First the attempt is admitted by the
+    /// per-name throttle: a name whose failures earned a delay is refused with no permit and
+    /// no hashing.
     pub async fn check_password(
         self: Arc<Self>,
         username: String,
         password: String,
-    ) -> anyhow::Result<Option<User>> {
+    ) -> anyhow::Result<Result<User, PasswordRefusal>> {
+        if let Err(refusal) = self.directory.admit_password_attempt(&username) {
+            return Ok(Err(refusal));
+        }
         let permit = Arc::clone(&self.password_checks).acquire_owned().await?;
         let user = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             self.directory.check_password(&username, &password)
         })
         .await?;
-        Ok(user)
+        Ok(user.ok_or(PasswordRefusal::Wrong))
     }
 
     pub fn add_pending(&self, request: AuthorizeRequest) -> String {
@@ -359,14 +364,40 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_guesses_at_one_name_are_cut_off_before_argon2() {
+        let idp = idp();
+        let checks: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(Arc::clone(&idp).check_password("alice".into(), "wrong".into())))
+            .collect();
+        let mut wrong = 0;
+        for check in checks {
+            match check.await.unwrap().unwrap() {
+                Err(PasswordRefusal::Wrong) => wrong += 1,
+                Err(PasswordRefusal::Delayed { retry_after_secs }) => {
+                    assert!((1..=30).contains(&retry_after_secs), "{retry_after_secs}");
+                }
+                Ok(_) => panic!("a wrong password was accepted"),
+            }
+        }
+        // Each attempt counts when admitted, so at most five hashes ever ran for the name.
+        assert_eq!(wrong, crate::idp::directory::MAX_PASSWORD_FAILURES);
+        let right = Arc::clone(&idp).check_password("alice".into(), "alice-password".into());
+        assert!(matches!(
+            right.await.unwrap(),
+            Err(PasswordRefusal::Delayed { .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn password_checks_run_at_most_one_per_core_at_once() {
         let idp = idp();
         let limit = password_check_limit();
+        // Distinct names, so the per-name throttle lets every check through to argon2.
         let checks: Vec<_> = (0..limit * 3 + 4)
-            .map(|_| tokio::spawn(Arc::clone(&idp).check_password("alice".into(), "wrong".into())))
+            .map(|i| tokio::spawn(Arc::clone(&idp).check_password(format!("user-{i}"), "wrong".into())))
             .collect();
         for check in checks {
-            assert!(check.await.unwrap().unwrap().is_none());
+            assert_eq!(check.await.unwrap().unwrap().unwrap_err(), PasswordRefusal::Wrong);
         }
         let peak = idp.directory.peak_concurrent_password_checks();
         assert!((1..=limit).contains(&peak), "peak {peak}, limit {limit}");

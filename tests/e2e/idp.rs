@@ -1275,7 +1275,9 @@ async fn wrong_enrolment_codes_count_towards_the_lock_too() {
 async fn many_concurrent_wrong_logins_all_get_the_login_page_again() {
     let idp = spawn_idp(IdpOptions::default()).await;
     let mut logins = tokio::task::JoinSet::new();
-    for _ in 0..24 {
+    // Four guesses per name, so every one of them reaches argon2 under the per-name throttle.
+    for i in 0..24 {
+        let name = ["alice", "bob", "mallory", "nobody", "carol", "eve"][i % 6];
         let browser = idp.browser();
         let page = browser
             .authorize(&idp, &Flow::new(), &[])
@@ -1283,7 +1285,7 @@ async fn many_concurrent_wrong_logins_all_get_the_login_page_again() {
             .expect_page("/login");
         logins.spawn(async move {
             browser
-                .submit_login(&page, "alice", "not-her-password")
+                .submit_login(&page, name, "not-the-password")
                 .await
                 .expect_page("/login")
                 .text()
@@ -1294,6 +1296,68 @@ async fn many_concurrent_wrong_logins_all_get_the_login_page_again() {
     }
     // And the right password still works.
     idp.login(&idp.browser(), "alice", &[]).await;
+}
+
+#[tokio::test]
+async fn five_failed_passwords_delay_the_name_even_for_the_right_one_and_another_user_is_unaffected() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let flow = Flow::new();
+    let mut login = browser.authorize(&idp, &flow, &[]).await.expect_page("/login");
+    for i in 0..4 {
+        login = browser
+            .submit_login(&login, "alice", &format!("guess-{i}"))
+            .await
+            .expect_page("/login");
+        assert!(login.text().contains("do not match"), "{}", login.text());
+    }
+    // The fifth failure starts the delay, and the page says so at once.
+    let delayed = browser.submit_login(&login, "alice", "guess-4").await.page();
+    assert_eq!(delayed.status, 429, "{}", delayed.text());
+    let message = "Too many failed sign-ins for this account. Try again in";
+    assert!(delayed.text().contains(message), "{}", delayed.text());
+    // The right password is refused unchecked while it lasts, with Retry-After (RFC 6585 §4).
+    let right = browser
+        .submit_raw(&delayed, &[("username", "alice"), ("password", "alice-password")])
+        .await;
+    assert_eq!(right.status(), 429);
+    let retry_after: u64 = right.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let text = right.text().await.unwrap();
+    assert!(text.contains(message), "{text}");
+    assert!(!signed_in(&idp, &browser).await, "nobody signed in");
+    // The delay is the name's: another browser gets it too.
+    let other = idp.browser();
+    let login = other
+        .authorize(&idp, &Flow::new(), &[])
+        .await
+        .expect_page("/login");
+    let again = other.submit_login(&login, "alice", "alice-password").await.page();
+    assert_eq!(again.status, 429, "{}", again.text());
+    // A name nobody has is delayed in the same way, so the refusal reveals nothing.
+    let mut login = other
+        .authorize(&idp, &Flow::new(), &[])
+        .await
+        .expect_page("/login");
+    for i in 0..4 {
+        login = other
+            .submit_login(&login, "mallory", &format!("guess-{i}"))
+            .await
+            .expect_page("/login");
+    }
+    let unknown = other.submit_login(&login, "mallory", "guess-4").await.page();
+    assert_eq!(unknown.status, 429, "{}", unknown.text());
+    assert!(unknown.text().contains(message), "{}", unknown.text());
+
+    // bob is not affected, in the same browser.
+    let login = browser.authorize(&idp, &flow, &[]).await.expect_page("/login");
+    let callback = browser
+        .submit_login(&login, "bob", "bob-password")
+        .await
+        .callback();
+    assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+    let tokens = idp.redeem(&callback.code(), &flow).await;
+    assert_eq!(tokens.id_claims["sub"], "bob");
 }
 
 #[tokio::test]
