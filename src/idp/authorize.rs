@@ -10,7 +10,6 @@ use super::paths;
 use super::protocol::{self, Context, Decision, Rejection};
 use super::session::{IdpSession, REMEMBER_COOKIE};
 use super::state::{CODE_TTL_SECS, CodeGrant, Idp};
-use crate::web::NO_STORE;
 
 /// Longer queries are refused before parsing (a real request is far below this).
 pub const MAX_QUERY_LEN: usize = 8 * 1024;
@@ -162,7 +161,6 @@ pub fn resume(
 fn see(path: &str, status: StatusCode) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::LOCATION, path))
-        .insert_header(NO_STORE)
         .finish()
 }
 

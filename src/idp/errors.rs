@@ -61,7 +61,6 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
         .unwrap_or_else(|_| format!("{title}: {message}"));
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header(NO_STORE)
         .body(body)
 }
 

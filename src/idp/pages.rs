@@ -17,7 +17,6 @@ use super::errors::PageError;
 use super::protocol::AuthState;
 use super::session::{IdpSession, REMEMBER_COOKIE};
 use super::state::{Idp, REMEMBER_TTL_SECS};
-use crate::web::NO_STORE;
 
 /// The application asking, as shown to the person: client id and where it lives.
 fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
@@ -38,7 +37,6 @@ pub(super) fn page(body: impl Template, status: StatusCode) -> Result<HttpRespon
     let html = body.render().map_err(|e| PageError::Unexpected(e.into()))?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header(NO_STORE)
         .body(html))
 }
 

@@ -25,7 +25,6 @@ use serde_json::{Map, Value, json};
 
 use super::keys::SignatureMode;
 use super::state::Idp;
-use crate::web::NO_STORE;
 
 /// How many authorization requests are kept.
 pub const KEPT_REQUESTS: usize = 50;
@@ -127,7 +126,7 @@ async fn authorize_requests(idp: web::Data<Idp>) -> HttpResponse {
         .iter()
         .map(|p| json!({ "params": p }))
         .collect();
-    HttpResponse::Ok().insert_header(NO_STORE).json(list)
+    HttpResponse::Ok().json(list)
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 
 use super::errors::OAuthError;
 use super::state::Idp;
-use crate::web::NO_STORE;
 
 /// `GET`/`POST /userinfo` with `Authorization: Bearer <access token>` (RFC 6750 §2.1).
 pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpResponse, OAuthError> {
@@ -38,7 +37,7 @@ pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpRespo
         .and_then(Value::as_str)
         .and_then(|sub| idp.directory.user(sub))
         .ok_or_else(|| OAuthError::invalid_token("the token's subject is unknown"))?;
-    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "sub": user.username, "name": user.name, "email": user.email, "roles": user.roles,
     })))
 }

@@ -85,9 +85,7 @@ pub async fn salary(
         .audit(&meta, subject, AuditEvent::SalaryViewedApi, detail)
         .await
         .map_err(ApiError::database)?;
-    Ok(HttpResponse::Ok()
-        .insert_header(crate::web::NO_STORE)
-        .json(json!({"employee": employee, "salary_history": history})))
+    Ok(HttpResponse::Ok().json(json!({"employee": employee, "salary_history": history})))
 }
 
 /// RFC 6750 §2.1: `Authorization: Bearer <token>`.

@@ -260,13 +260,11 @@ pub async fn logout(
     };
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
-        .insert_header(crate::web::NO_STORE)
         .finish())
 }
 
 fn redirect(location: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
-        .insert_header(crate::web::NO_STORE)
         .finish()
 }

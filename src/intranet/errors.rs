@@ -140,7 +140,6 @@ impl ResponseError for AppError {
         if let Some(location) = location {
             return HttpResponse::Found()
                 .insert_header((header::LOCATION, location))
-                .insert_header(crate::web::NO_STORE)
                 .finish();
         }
         match self {
@@ -165,7 +164,6 @@ impl ResponseError for AppError {
         .unwrap_or_else(|_| "Something went wrong.".to_owned());
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
-            .insert_header(crate::web::NO_STORE)
             .body(body)
     }
 }
@@ -404,7 +402,6 @@ impl ResponseError for ApiError {
             ),
         };
         let mut res = HttpResponse::build(self.status_code());
-        res.insert_header(crate::web::NO_STORE);
         if let Some(challenge) = challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }

@@ -204,7 +204,7 @@ pub async fn employees(
     })
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "intranet/salary.html")]
 struct SalaryPage {
     nav: Nav,
@@ -221,7 +221,7 @@ pub async fn salary(
     meta: RequestMeta,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
+) -> Result<impl Responder, AppError> {
     let employee = state.db.employee(*id).await?.ok_or(AppError::NotFound)?;
     let history = state.db.salary_history(employee.id).await?;
     let user = &access.user;
@@ -236,18 +236,13 @@ pub async fn salary(
         .audit(&meta, Some(&user.subject), AuditEvent::SalaryViewed, detail)
         .await
         .map_err(|_| AppError::AuditUnavailable)?;
-    let page = SalaryPage {
+    // Like every page, sent with `Cache-Control: no-store` (web::security_headers).
+    Ok(SalaryPage {
         nav,
         employee,
         history,
         valid_until: access.valid_until.map(format_time),
-    };
-    let body = page.render().map_err(|e| AppError::Unexpected(e.into()))?;
-    // Salary data must not linger in caches.
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(crate::web::NO_STORE)
-        .body(body))
+    })
 }
 
 /// Rows per page of `/audit`.
@@ -269,7 +264,7 @@ struct AuditLine {
     client_addr: String,
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "intranet/audit.html")]
 struct AuditPage {
     nav: Nav,
@@ -291,7 +286,7 @@ pub async fn audit(
     nav: Nav,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
-) -> Result<HttpResponse, AppError> {
+) -> Result<impl Responder, AppError> {
     let query = query.into_inner();
     let user = query.user.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
     let event = match query.event.as_deref().filter(|e| !e.is_empty()) {
@@ -332,7 +327,7 @@ pub async fn audit(
             client_addr: r.client_addr.unwrap_or_default(),
         })
         .collect();
-    let body = AuditPage {
+    Ok(AuditPage {
         nav,
         rows,
         user: user.clone().unwrap_or_default(),
@@ -343,13 +338,7 @@ pub async fn audit(
         total,
         prev: (page > 1).then(|| link(page - 1)),
         next: (page < pages).then(|| link(page + 1)),
-    }
-    .render()
-    .map_err(|e| AppError::Unexpected(e.into()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(crate::web::NO_STORE)
-        .body(body))
+    })
 }
 
 /// One claim with its value and what it means.
