@@ -195,25 +195,10 @@ fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClientRegistration;
-    use secrecy::SecretString;
-    use url::Url;
 
     #[test]
     fn the_csp_allows_forms_to_reach_the_clients_and_nothing_inline() {
-        let rp = Url::parse("http://127.0.0.1:8080/app").unwrap();
-        let config = IdpConfig {
-            issuer: Url::parse("http://127.0.0.1:9090").unwrap(),
-            clients: vec![ClientRegistration::for_intranet(
-                "c",
-                SecretString::from("s"),
-                &rp,
-            )],
-            mfa_at_login: false,
-            test_control: false,
-            api_audience: "api".into(),
-            signing_key_pem: None,
-        };
+        let config = super::state::tests::test_config("http://127.0.0.1:8080/app");
         assert_eq!(
             content_security_policy(&config),
             "default-src 'none'; style-src 'self'; img-src 'self' data:; \

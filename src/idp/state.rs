@@ -280,7 +280,7 @@ impl Idp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::ClientRegistration;
     use crate::idp::protocol::Requirements;
@@ -335,21 +335,24 @@ mod tests {
         );
     }
 
-    fn idp() -> Arc<Idp> {
-        let rp = Url::parse("http://127.0.0.1:8080/").unwrap();
-        let config = IdpConfig {
+    /// A configuration with one client `c` whose public URL is `rp`.
+    pub(crate) fn test_config(rp: &str) -> IdpConfig {
+        IdpConfig {
             issuer: Url::parse("http://127.0.0.1:9090").unwrap(),
             clients: vec![ClientRegistration::for_intranet(
                 "c",
                 SecretString::from("s"),
-                &rp,
+                &Url::parse(rp).unwrap(),
             )],
             mfa_at_login: false,
             test_control: false,
             api_audience: "api".into(),
             signing_key_pem: None,
-        };
-        Arc::new(Idp::new(&config).unwrap())
+        }
+    }
+
+    fn idp() -> Arc<Idp> {
+        Arc::new(Idp::new(&test_config("http://127.0.0.1:8080/")).unwrap())
     }
 
     #[test]
