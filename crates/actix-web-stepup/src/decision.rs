@@ -203,6 +203,9 @@ pub fn evaluate(auth: &AuthState, req: &Requirement, now: i64) -> Decision {
     match check(auth, req, now) {
         Ok(valid_until) => Decision::Allow { valid_until },
         Err(shortfall) => {
+            // If this very token answered a step-up for this requirement and fell short *on
+            // arrival*, the provider did not (or could not) do what was asked: asking again
+            // would loop. A token that was good on arrival and has merely aged steps up again.
             let answered = auth.step_up_for.as_deref() == Some(req.name());
             if answered && check(auth, req, auth.received_at).is_err() {
                 Decision::StepUpFailed {
