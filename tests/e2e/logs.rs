@@ -99,3 +99,56 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
         assert!(!text.contains(&needle), "{what} appears in the log: {needle}");
     }
 }
+
+#[tokio::test]
+async fn the_binary_logs_an_issuer_mismatch_with_both_spellings() {
+    let issuer = crate::scenarios::provider_with_a_trailing_slash_issuer().await;
+    let (s, data_dir) = TestApp::settings(|_| {});
+    let site = free_port();
+    let log_path = data_dir.join("intranet.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fabrikam"))
+        .arg("intranet")
+        .env("FABRIKAM_ADDR", site.to_string())
+        .env("OIDC_ISSUER_URL", &issuer)
+        .env("DATABASE_URL", &s.database_url)
+        .env("RUST_LOG", "info")
+        .env_remove("FABRIKAM_PUBLIC_URL")
+        .env_remove("OIDC_PROVIDER_NAME")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the fabrikam binary starts");
+    let _process = Process(child);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = format!("http://{site}/login");
+    let mut answer = None;
+    for _ in 0..100 {
+        if let Ok(res) = client.get(&login).send().await {
+            answer = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = answer.expect("the intranet answers");
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut text = String::new();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(
+        text.contains(&format!("configured={issuer} ")) && text.contains(&format!("discovered={issuer}/")),
+        "the log shows both spellings:\n{text}"
+    );
+    assert!(
+        !text.contains("unavailable"),
+        "and does not call it unavailable:\n{text}"
+    );
+}
