@@ -12,5 +12,6 @@ mod intranet;
 mod logs;
 mod redis;
 mod scenarios;
+mod stepup_example;
 mod support;
 mod tutorial;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::decision::StepUpRequest;
+use crate::requirement::StepUpRequest;
 
 /// The `error` of an RFC 9470 §3 challenge.
 pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";

@@ -1,55 +1,10 @@
-//! The step-up decision: [`evaluate`], pure (no I/O, no clock of its own), and its verdict
-//! [`Decision`].
+//! The step-up decision: [`evaluate`], pure (no I/O, no clock of its own), its verdict
+//! [`Decision`] and the [`Shortfall`] it names.
 
 use std::fmt;
 
 use crate::auth_state::AuthState;
-use crate::requirement::Requirement;
-
-/// The parameters of a step-up: what to ask the provider for in a new authorization request
-/// (OIDC Core §3.1.2.1), or what a resource server's RFC 9470 challenge asks for.
-///
-/// ```
-/// use actix_web_stepup::StepUpRequest;
-///
-/// let request = StepUpRequest {
-///     acr_values: vec!["urn:example:mfa".into()],
-///     max_age: Some(600),
-///     auth_context: None,
-/// };
-/// assert_eq!(request.to_string(), "acr_values = urn:example:mfa, max_age = 600 s");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StepUpRequest {
-    /// `acr_values`: the classes to ask for, most preferred first.
-    pub acr_values: Vec<String>,
-    /// `max_age` in seconds: how recent the authentication must be.
-    pub max_age: Option<u64>,
-    /// Microsoft Entra ID: the authentication context to ask for with the `claims`
-    /// parameter (`{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`).
-    pub auth_context: Option<String>,
-}
-
-/// "acr_values = X Y, authentication context c1, max_age = 600 s".
-impl fmt::Display for StepUpRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        if !self.acr_values.is_empty() {
-            parts.push(format!("acr_values = {}", self.acr_values.join(" ")));
-        }
-        if let Some(context) = &self.auth_context {
-            parts.push(format!("authentication context {context}"));
-        }
-        if let Some(max_age) = self.max_age {
-            parts.push(format!("max_age = {max_age} s"));
-        }
-        if parts.is_empty() {
-            f.write_str("a new authentication")
-        } else {
-            f.write_str(&parts.join(", "))
-        }
-    }
-}
+use crate::requirement::{Requirement, StepUpRequest};
 
 /// Why a login does not satisfy a requirement.
 ///

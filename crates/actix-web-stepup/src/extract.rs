@@ -14,8 +14,8 @@ use actix_web::{Error, FromRequest, HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::auth_state::AuthState;
-use crate::decision::{Decision, Shortfall, StepUpRequest, evaluate};
-use crate::requirement::{Protected, Requirement, Requirements};
+use crate::decision::{Decision, Shortfall, evaluate};
+use crate::requirement::{Protected, Requirement, Requirements, StepUpRequest};
 
 /// A boxed future that need not be `Send` (actix-web runs each request on one thread).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;

@@ -107,9 +107,9 @@ mod requirement;
 
 pub use auth_state::{AuthState, ClaimsError, string_list};
 pub use challenge::{Challenge, ChallengeError, INSUFFICIENT_USER_AUTHENTICATION};
-pub use decision::{Decision, Shortfall, StepUpRequest, evaluate};
+pub use decision::{Decision, Shortfall, evaluate};
 pub use extract::{BoxFuture, Refusal, StepUp, StepUpApp, StepUpNeeded, challenge_response};
 pub use requirement::{
     DEFAULT_CLOCK_SKEW, DuplicateRequirement, PAPE_MULTI_FACTOR, Profile, Protected, Requirement,
-    RequirementBuilder, RequirementError, Requirements,
+    RequirementBuilder, RequirementError, Requirements, StepUpRequest,
 };
