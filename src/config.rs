@@ -287,7 +287,7 @@ impl ClientRegistration {
 
 /// The issuer identifier, as `iss` and discovery carry it and RPs compare it (exactly, OIDC
 /// Core §3.1.3.7 rule 2): a root URL without its trailing slash (`http://127.0.0.1:9090`, as
-/// the contract writes it), any other URL unchanged.
+/// the README writes it), any other URL unchanged.
 pub fn issuer_id(url: &Url) -> String {
     if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
         url.as_str().trim_end_matches('/').to_owned()
@@ -311,7 +311,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_contract() {
+    fn defaults_match_the_readme() {
         let s = Settings::defaults();
         assert_eq!(s.fabrikam_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.idp_addr.to_string(), "127.0.0.1:9090");

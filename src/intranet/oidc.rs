@@ -317,7 +317,7 @@ impl Oidc {
     ) -> Result<(Url, PendingLogin), OidcError> {
         let provider = self.provider().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        // 256-bit state and nonce (the contract asks for at least 128).
+        // 256-bit state and nonce (RFC 6749 §10.10: at most a 2^-128 chance to guess).
         let state = random_token(32);
         let nonce = random_token(32);
         let (state_for_url, nonce_for_url) = (state.clone(), nonce.clone());

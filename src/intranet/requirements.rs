@@ -122,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn custom_is_the_contract_default() {
+    fn custom_is_the_documented_default() {
         let req = salary(&config(StepUpProfile::Custom));
         assert_eq!(req.acr_values(), [PAPE_MULTI_FACTOR]);
         assert_eq!(req.accept_amr(), Some("mfa"));

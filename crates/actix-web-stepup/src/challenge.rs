@@ -7,6 +7,13 @@ use std::fmt;
 use crate::requirement::StepUpRequest;
 
 /// The `error` of an RFC 9470 §3 challenge.
+///
+/// ```
+/// use actix_web_stepup::{Challenge, INSUFFICIENT_USER_AUTHENTICATION};
+///
+/// let c = &Challenge::parse_all(r#"Bearer error="insufficient_user_authentication""#).unwrap()[0];
+/// assert_eq!(c.param("error"), Some(INSUFFICIENT_USER_AUTHENTICATION));
+/// ```
 pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";
 
 /// One challenge of a `WWW-Authenticate` header: a scheme and either a `token68` or

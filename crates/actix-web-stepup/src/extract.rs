@@ -18,10 +18,30 @@ use crate::decision::{Decision, Shortfall, evaluate};
 use crate::requirement::{Protected, Requirement, Requirements, StepUpRequest};
 
 /// A boxed future that need not be `Send` (actix-web runs each request on one thread).
+///
+/// ```
+/// use actix_web_stepup::BoxFuture;
+///
+/// let answer: BoxFuture<'static, u8> = Box::pin(async { 42 });
+/// assert_eq!(actix_web::rt::System::new().block_on(answer), 42);
+/// ```
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// A step-up the app must start: the login, the requirement it falls short of, what to ask
-/// the provider for, and why.
+/// the provider for, and why. [`StepUp<P>`] hands it to [`StepUpApp::start_step_up`].
+///
+/// ```
+/// use actix_web_stepup::StepUpNeeded;
+///
+/// /// What an app would put in its authorization request.
+/// fn authorize_params(needed: &StepUpNeeded<'_>) -> Vec<(&'static str, String)> {
+///     let mut params = vec![("acr_values", needed.request.acr_values.join(" "))];
+///     if let Some(max_age) = needed.request.max_age {
+///         params.push(("max_age", max_age.to_string()));
+///     }
+///     params
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct StepUpNeeded<'a> {
@@ -35,7 +55,23 @@ pub struct StepUpNeeded<'a> {
     pub shortfall: Shortfall,
 }
 
-/// Why [`StepUp<P>`] refuses a request without starting a step-up.
+/// Why [`StepUp<P>`] refuses a request without starting a step-up, handed to
+/// [`StepUpApp::refuse`].
+///
+/// ```
+/// use actix_web::error::{ErrorForbidden, ErrorInternalServerError, ErrorUnauthorized};
+/// use actix_web_stepup::Refusal;
+///
+/// /// Plain-text refusals.
+/// fn as_error(refusal: Refusal<'_>) -> actix_web::Error {
+///     match refusal {
+///         Refusal::LoginRequired { .. } => ErrorUnauthorized("sign in first"),
+///         Refusal::Forbidden { missing_role, .. } => ErrorForbidden(format!("role {missing_role} needed")),
+///         Refusal::StepUpFailed { request, .. } => ErrorForbidden(format!("we asked for {request}")),
+///         other => ErrorInternalServerError(format!("{other:?}")),
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Refusal<'a> {
@@ -113,10 +149,39 @@ pub enum Refusal<'a> {
 pub trait StepUpApp: Send + Sync + 'static {
     /// The login of this request (from the session, or a bearer token the app validates),
     /// or `None` when there is none. An `Err` (say, an invalid token) is returned as is.
+    ///
+    /// ```
+    /// use actix_web::{Error, HttpRequest};
+    /// use actix_web_stepup::{AuthState, BoxFuture, StepUpApp};
+    ///
+    /// /// Everyone is alice with a password (a test double).
+    /// struct Fixed;
+    /// impl StepUpApp for Fixed {
+    ///     fn current_auth<'a>(&'a self, _: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
+    ///         Box::pin(async { Ok(Some(AuthState::new("alice", 0))) })
+    ///     }
+    /// }
+    /// let req = actix_web::test::TestRequest::default().to_http_request();
+    /// let login = actix_web::rt::System::new().block_on(Fixed.current_auth(&req)).unwrap();
+    /// assert_eq!(login.unwrap().subject, "alice");
+    /// ```
     fn current_auth<'a>(&'a self, req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>>;
 
     /// The app's clock in Unix seconds, passed to [`evaluate`] as `now`. Override it to
     /// share the app's one clock (and to test with a fixed time).
+    ///
+    /// ```
+    /// use actix_web::{Error, HttpRequest};
+    /// use actix_web_stepup::{AuthState, BoxFuture, StepUpApp};
+    ///
+    /// struct Api;
+    /// impl StepUpApp for Api {
+    ///     fn current_auth<'a>(&'a self, _: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
+    ///         Box::pin(async { Ok(None) })
+    ///     }
+    /// }
+    /// assert!(Api.now() > 1_700_000_000, "the system clock by default");
+    /// ```
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -130,7 +195,36 @@ pub trait StepUpApp: Send + Sync + 'static {
     /// with [`AuthState::answering_step_up`].
     ///
     /// By default: RFC 9470's `401` with `WWW-Authenticate: Bearer
-    /// error="insufficient_user_authentication", …` and a JSON body, for APIs.
+    /// error="insufficient_user_authentication", …` and a JSON body, for APIs
+    /// ([`challenge_response`]); the example of [`StepUpApp`] overrides it with a redirect.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_web::{test, web, App, Error, HttpRequest};
+    /// use actix_web_stepup::*;
+    ///
+    /// struct Report;
+    /// impl Protected for Report { const NAME: &'static str = "report"; }
+    /// struct PasswordOnly;
+    /// impl StepUpApp for PasswordOnly {
+    ///     fn current_auth<'a>(&'a self, _: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
+    ///         Box::pin(async { Ok(Some(AuthState::new("alice", 0))) })
+    ///     }
+    /// }
+    /// actix_web::rt::System::new().block_on(async {
+    ///     let r = Requirement::builder("report").accept_amr("mfa").max_age(Duration::from_secs(60)).build().unwrap();
+    ///     let app = test::init_service(
+    ///         App::new()
+    ///             .app_data(web::Data::new(Requirements::new().with(r).unwrap()))
+    ///             .app_data(PasswordOnly.into_app_data())
+    ///             .route("/", web::get().to(|_: StepUp<Report>| async { "report" })),
+    ///     ).await;
+    ///     let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
+    ///     assert_eq!(res.status(), 401);
+    ///     let challenge = res.headers().get("www-authenticate").unwrap().to_str().unwrap();
+    ///     assert!(challenge.ends_with("max_age=60"));
+    /// });
+    /// ```
     fn start_step_up<'a>(
         &'a self,
         req: &'a HttpRequest,
@@ -143,6 +237,23 @@ pub trait StepUpApp: Send + Sync + 'static {
     /// The error response for a refusal. By default JSON errors for APIs:
     /// `401` + `WWW-Authenticate: Bearer` without a login, `403` + `error="insufficient_scope"`
     /// for a missing role, `403` for a failed step-up, `500` for an unknown requirement.
+    ///
+    /// ```
+    /// use actix_web::error::ErrorForbidden;
+    /// use actix_web::{Error, HttpRequest};
+    /// use actix_web_stepup::{AuthState, BoxFuture, Refusal, StepUpApp};
+    ///
+    /// /// Refusals as the app's own errors (a page renderer would take it from there).
+    /// struct Site;
+    /// impl StepUpApp for Site {
+    ///     fn current_auth<'a>(&'a self, _: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
+    ///         Box::pin(async { Ok(None) })
+    ///     }
+    ///     fn refuse<'a>(&'a self, _: &'a HttpRequest, refusal: Refusal<'a>) -> BoxFuture<'a, Error> {
+    ///         Box::pin(async move { ErrorForbidden(format!("refused: {refusal:?}")) })
+    ///     }
+    /// }
+    /// ```
     fn refuse<'a>(&'a self, req: &'a HttpRequest, refusal: Refusal<'a>) -> BoxFuture<'a, Error> {
         let _ = req;
         Box::pin(async move { default_refusal(&refusal) })
@@ -305,16 +416,53 @@ pub struct StepUp<P> {
 
 impl<P> StepUp<P> {
     /// The login that satisfied the requirement.
+    ///
+    /// ```
+    /// use actix_web_stepup::{Protected, StepUp};
+    ///
+    /// struct Salary;
+    /// impl Protected for Salary { const NAME: &'static str = "salary"; }
+    ///
+    /// async fn salary(access: StepUp<Salary>) -> String {
+    ///     format!("salaries for {}", access.user().display_name())
+    /// }
+    /// ```
     pub fn user(&self) -> &AuthState {
         &self.user
     }
 
     /// Until when (Unix seconds) the requirement holds; `None` if it has no `max_age`.
+    ///
+    /// ```
+    /// use actix_web_stepup::{Protected, StepUp};
+    ///
+    /// struct Salary;
+    /// impl Protected for Salary { const NAME: &'static str = "salary"; }
+    ///
+    /// async fn salary(access: StepUp<Salary>) -> String {
+    ///     match access.valid_until() {
+    ///         Some(t) => format!("visible until {t}"),
+    ///         None => "visible".to_owned(),
+    ///     }
+    /// }
+    /// ```
     pub fn valid_until(&self) -> Option<i64> {
         self.valid_until
     }
 
     /// The login, by value.
+    ///
+    /// ```
+    /// use actix_web_stepup::{AuthState, Protected, StepUp};
+    ///
+    /// struct Salary;
+    /// impl Protected for Salary { const NAME: &'static str = "salary"; }
+    ///
+    /// async fn salary(access: StepUp<Salary>) -> String {
+    ///     let login: AuthState = access.into_user();
+    ///     login.subject
+    /// }
+    /// ```
     pub fn into_user(self) -> AuthState {
         self.user
     }

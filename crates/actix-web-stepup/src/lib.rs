@@ -99,6 +99,9 @@
 //!
 //! [actix-web]: https://actix.rs
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod auth_state;
 mod challenge;
 mod decision;

@@ -11,10 +11,24 @@ use crate::auth_state::AuthState;
 
 /// The multi-factor class of the OpenID Provider Authentication Policy Extension (PAPE),
 /// which Auth0 issues as `acr` after multi-factor authentication.
+///
+/// ```
+/// use actix_web_stepup::{PAPE_MULTI_FACTOR, Profile, Requirement};
+///
+/// let r = Requirement::builder("x").profile(Profile::Auth0).build().unwrap();
+/// assert_eq!(r.acr_values(), [PAPE_MULTI_FACTOR]);
+/// ```
 pub const PAPE_MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
 /// The clock difference a [`Requirement`] tolerates unless told otherwise
 /// ([`RequirementBuilder::clock_skew`]): 30 seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_web_stepup::DEFAULT_CLOCK_SKEW;
+///
+/// assert_eq!(DEFAULT_CLOCK_SKEW, Duration::from_secs(30));
+/// ```
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// What a route demands of the login: roles (authorization), how strong the authentication
@@ -247,7 +261,7 @@ impl Requirement {
     }
 }
 
-/// "role hr and acr one of [X] or amr containing “mfa”, at most 600 s old".
+/// "role hr and acr one of \[X\] or amr containing “mfa”, at most 600 s old".
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut ways = Vec::new();
@@ -324,6 +338,17 @@ impl fmt::Display for StepUpRequest {
 
 /// Builds a [`Requirement`]; see [`Requirement::builder`]. Later calls override earlier
 /// ones, so apply a [`profile`](Self::profile) first and your overrides after it.
+///
+/// ```
+/// use actix_web_stepup::{Profile, Requirement};
+///
+/// let r = Requirement::builder("x")
+///     .accept_amr("hwk")
+///     .profile(Profile::Okta) // replaces the amr set above
+///     .build()
+///     .unwrap();
+/// assert_eq!(r.accept_amr(), Some("mfa"));
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RequirementBuilder {
@@ -556,6 +581,14 @@ fn owned(values: &[&str]) -> Vec<String> {
 }
 
 /// Why a [`RequirementBuilder`] refused to build.
+///
+/// ```
+/// use actix_web_stepup::{Requirement, RequirementError};
+///
+/// let err = Requirement::builder("").accept_amr("mfa").build().unwrap_err();
+/// assert_eq!(err, RequirementError::InvalidName(String::new()));
+/// assert!(err.to_string().contains("1 to 64 characters"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequirementError {
