@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::data::AuditEvent;
 use super::errors::ApiError;
 use super::requirements::SalaryAccess;
-use super::state::{AppState, CLOCK_SKEW, RequestMeta, now};
+use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden, now};
 
 /// Asymmetric algorithms only: `none` and HMAC are never accepted for access tokens.
 const ALLOWED_ALGS: &[Algorithm] = &[
@@ -121,13 +121,7 @@ impl StepUpApp for BearerApi {
                 Refusal::Forbidden {
                     user, missing_role, ..
                 } => {
-                    if let Some(state) = AppState::of(req) {
-                        let detail = format!("{} needs role {missing_role}", req.path());
-                        let meta = RequestMeta::of(req);
-                        let _ = state
-                            .audit(&meta, Some(&user.subject), AuditEvent::Forbidden, detail)
-                            .await;
-                    }
+                    audit_forbidden(req, &user.subject, &missing_role).await;
                     ApiError::Forbidden { missing_role }
                 }
                 // An access token never answers a step-up of ours; should one claim to, the

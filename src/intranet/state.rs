@@ -79,6 +79,18 @@ impl AppState {
     }
 }
 
+/// Records that `subject` was refused this request's page for lacking `missing_role` (and
+/// was not sent to step up: no sign-in gives a role).
+pub async fn audit_forbidden(req: &HttpRequest, subject: &str, missing_role: &str) {
+    if let Some(state) = AppState::of(req) {
+        let detail = format!("{} needs role {missing_role}", req.path());
+        let meta = RequestMeta::of(req);
+        let _ = state
+            .audit(&meta, Some(subject), AuditEvent::Forbidden, detail)
+            .await;
+    }
+}
+
 /// What the audit trail records about a request: its id and the client's address (the TCP
 /// peer: forwarding headers are not trusted).
 #[derive(Debug, Clone, Default)]

@@ -21,7 +21,7 @@ use super::oidc::LoginIntent;
 use super::paths;
 use super::requirements::AuditAccess;
 use super::session::TypedSession;
-use super::state::{AppState, RequestMeta, now};
+use super::state::{AppState, RequestMeta, audit_forbidden, now};
 use super::view::Nav;
 
 /// Where the user wanted to go: this request's path and query, if it is a safe one.
@@ -100,13 +100,7 @@ impl StepUpApp for Pages {
                 Refusal::Forbidden {
                     user, missing_role, ..
                 } => {
-                    if let Some(state) = AppState::of(req) {
-                        let detail = format!("{} needs role {missing_role}", req.path());
-                        let meta = RequestMeta::of(req);
-                        let _ = state
-                            .audit(&meta, Some(&user.subject), AuditEvent::Forbidden, detail)
-                            .await;
-                    }
+                    audit_forbidden(req, &user.subject, &missing_role).await;
                     AppError::Forbidden { missing_role }
                 }
                 Refusal::StepUpFailed {
