@@ -307,7 +307,7 @@ pub fn challenge_response(request: &StepUpRequest, shortfall: Shortfall) -> Http
             header::WWW_AUTHENTICATE,
             request.challenge(Some(description)).to_string(),
         ))
-        .json(json!({"error": crate::INSUFFICIENT_USER_AUTHENTICATION, "error_description": description}))
+        .json(json!({"error": crate::challenge::INSUFFICIENT_USER_AUTHENTICATION, "error_description": description}))
 }
 
 fn default_refusal(refusal: &Refusal<'_>) -> Error {
