@@ -1,29 +1,32 @@
-//! The step-up check on every guarded request: `policy::evaluate` and reading the login's
-//! claims, against a baseline measured in the same run — decoding the `AuthState` from its
-//! session JSON, which every signed-in request pays anyway. Machines here are shared and
-//! noisy, so the ratio is the figure to compare, not the nanoseconds.
+//! The step-up check on every guarded request: the `actix-web-stepup` crate's `evaluate`
+//! (with the intranet's salary requirement, as `requirements::build` makes it) and reading
+//! the login's claims, against a baseline measured in the same run — decoding the
+//! `AuthState` from its session JSON, which every signed-in request pays anyway. Machines
+//! here are shared and noisy, so the ratio is the figure to compare, not the nanoseconds.
 //!
 //! `cargo bench --bench policy`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use actix_web_stepup::{AuthState, PAPE_MULTI_FACTOR, Requirement, evaluate};
 use criterion::{Criterion, criterion_group};
-use fabrikam::config::{PAPE_MULTI_FACTOR, StepUpConfig, StepUpProfile};
-use fabrikam::intranet::policy::{AuthState, Requirement, evaluate};
-use fabrikam::intranet::profiles::salary_requirement;
+use fabrikam::config::{StepUpConfig, StepUpProfile};
+use fabrikam::intranet::requirements::{self, SalaryAccess};
 use serde_json::{Map, Value, json};
 
 const NOW: i64 = 1_800_000_000;
 
 fn requirement() -> Requirement {
-    salary_requirement(&StepUpConfig {
+    let config = StepUpConfig {
         profile: StepUpProfile::Custom,
         acr_values: None,
         accept_amr: None,
         max_age: Duration::from_secs(600),
         interstitial: false,
-    })
+    };
+    let all = requirements::build(&config).expect("the default settings build");
+    all.of::<SalaryAccess>().expect("salary is registered").clone()
 }
 
 fn claims(acr: &str, amr: &[&str]) -> Map<String, Value> {

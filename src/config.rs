@@ -1,8 +1,8 @@
 //! Settings: one struct read from the command line and the environment (the same names), with
 //! demo defaults, turned into the configuration of each server.
 //!
-//! Every variable of the interface contract (`../shared/DESIGN.md`) is a field here; nothing
-//! else in the crate reads the environment.
+//! Every variable the README's configuration table lists is a field here; nothing else in
+//! the crate reads the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +50,10 @@ pub struct Settings {
     /// The OpenID Provider's issuer (default: the embedded Fabrikam ID).
     #[arg(long, env = "OIDC_ISSUER_URL", global = true)]
     pub oidc_issuer_url: Option<String>,
+    /// The provider's name as the intranet's pages show it (default: "Fabrikam ID" for the
+    /// embedded provider, else the issuer's host).
+    #[arg(long, env = "OIDC_PROVIDER_NAME", global = true)]
+    pub oidc_provider_name: Option<String>,
     #[arg(
         long,
         env = "OIDC_CLIENT_ID",
@@ -123,7 +127,7 @@ pub struct Settings {
 }
 
 /// Presets for how real providers request and report multi-factor sign-ins
-/// (see `intranet::profiles` for the values and the provider-side settings they need).
+/// (`intranet::requirements` maps them to the `actix-web-stepup` crate's `Profile`, which holds the values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StepUpProfile {
     /// Auth0: the PAPE multi-factor URI in `acr_values`; `amr` contains `mfa`.
@@ -178,6 +182,8 @@ pub struct IntranetConfig {
     pub public_url: Url,
     /// Exactly as the provider spells it (`iss` is compared as a string, OIDC Core §3.1.3.7).
     pub issuer_url: String,
+    /// The provider's name on pages and in messages.
+    pub provider_name: String,
     pub client_id: String,
     pub client_secret: SecretString,
     pub stepup: StepUpConfig,
@@ -226,11 +232,22 @@ impl Settings {
         }
     }
 
-    /// The intranet's configuration; `default_issuer` is used when `OIDC_ISSUER_URL` is unset.
+    /// The intranet's configuration; `default_issuer` (the embedded Fabrikam ID) is used when
+    /// `OIDC_ISSUER_URL` is unset.
     pub fn intranet_config(&self, public_url: Url, default_issuer: String) -> IntranetConfig {
+        let provider_name = match (&self.oidc_provider_name, &self.oidc_issuer_url) {
+            (Some(name), _) if !name.trim().is_empty() => name.trim().to_owned(),
+            (_, None) => "Fabrikam ID".to_owned(),
+            // Another provider: its host is a name people recognise (`login.example.com`).
+            (_, Some(issuer)) => Url::parse(issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "the identity provider".to_owned()),
+        };
         IntranetConfig {
             public_url,
             issuer_url: self.oidc_issuer_url.clone().unwrap_or(default_issuer),
+            provider_name,
             client_id: self.oidc_client_id.clone(),
             client_secret: self.oidc_client_secret.clone(),
             stepup: StepUpConfig {
@@ -270,7 +287,7 @@ impl ClientRegistration {
 
 /// The issuer identifier, as `iss` and discovery carry it and RPs compare it (exactly, OIDC
 /// Core §3.1.3.7 rule 2): a root URL without its trailing slash (`http://127.0.0.1:9090`, as
-/// the contract writes it), any other URL unchanged.
+/// the README writes it), any other URL unchanged.
 pub fn issuer_id(url: &Url) -> String {
     if url.path() == "/" && url.query().is_none() && url.fragment().is_none() {
         url.as_str().trim_end_matches('/').to_owned()
@@ -294,7 +311,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_contract() {
+    fn defaults_match_the_readme() {
         let s = Settings::defaults();
         assert_eq!(s.fabrikam_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.idp_addr.to_string(), "127.0.0.1:9090");
@@ -330,6 +347,20 @@ mod tests {
         let c = s.intranet_config(url_for(s.fabrikam_addr), issuer_id(&url_for(s.idp_addr)));
         assert_eq!(c.issuer_url, "http://127.0.0.1:9090");
         assert_eq!(c.stepup.accept_amr, Some(None));
+    }
+
+    #[test]
+    fn the_provider_is_named_by_setting_else_by_issuer() {
+        let mut s = Settings::defaults();
+        let config =
+            |s: &Settings| s.intranet_config(url_for(s.fabrikam_addr), "http://127.0.0.1:9090".into());
+        assert_eq!(config(&s).provider_name, "Fabrikam ID", "the embedded provider");
+        s.oidc_issuer_url = Some("https://login.example.com/tenant/".into());
+        assert_eq!(config(&s).provider_name, "login.example.com");
+        s.oidc_provider_name = Some("  Contoso Login ".into());
+        assert_eq!(config(&s).provider_name, "Contoso Login");
+        s.oidc_provider_name = Some(String::new());
+        assert_eq!(config(&s).provider_name, "login.example.com", "empty = unset");
     }
 
     #[test]

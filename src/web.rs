@@ -16,8 +16,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// A fresh random value of `bytes` bytes, base64url without padding. 32 bytes (256 bits)
-/// is used for `state`, `nonce`, codes and CSRF tokens: comfortably above the 128 bits the
-/// contract asks for.
+/// is used for `state`, `nonce`, codes and CSRF tokens: above RFC 6749 §10.10's bound (a
+/// guess succeeds with probability at most 2^-128, and SHOULD at most 2^-160).
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);

@@ -1,18 +1,19 @@
 //! The JSON API: salaries for callers holding an RFC 9068 access token from the provider,
-//! under *the same* step-up requirement as the pages. Too weak or too old → RFC 9470's
+//! under *the same* `salary` requirement as the pages, through the same `StepUp<P>`
+//! extractor. Here the login is the bearer token ([`BearerApi`], registered on the API's
+//! resource), and too weak or too old a token gets RFC 9470's
 //! `insufficient_user_authentication` challenge, which a client answers by stepping up.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use actix_web::{Error, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web_stepup::{AuthState, BoxFuture, Refusal, Shortfall, StepUp, StepUpApp, StepUpNeeded};
+use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value, json};
 
-use super::AppState;
 use super::data::AuditEvent;
-use super::errors::{ApiError, describe_request};
-use super::extractors::{RequestMeta, now};
-use super::policy::{AuthState, Decision, Shortfall, evaluate};
+use super::errors::ApiError;
+use super::requirements::SalaryAccess;
+use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden, now};
 
 /// Asymmetric algorithms only: `none` and HMAC are never accepted for access tokens.
 const ALLOWED_ALGS: &[Algorithm] = &[
@@ -27,42 +28,14 @@ const ALLOWED_ALGS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
-/// `GET /api/employees/{id}/salary`
+/// `GET /api/employees/{id}/salary`: runs only when `StepUp<SalaryAccess>` allowed the token.
 pub async fn salary(
-    req: HttpRequest,
+    access: StepUp<SalaryAccess>,
     state: web::Data<AppState>,
     meta: RequestMeta,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = bearer_token(&req)?;
-    let claims = validate_access_token(&state, token).await?;
-    let auth = AuthState::from_claims(&claims, &state.roles_claim, now())
-        .ok_or_else(|| ApiError::InvalidToken("no sub".into()))?;
-    let requirement = &state.salary_requirement;
-    let subject = Some(auth.subject.as_str());
-    match evaluate(&auth, requirement, now()) {
-        Decision::Allow { .. } => {}
-        Decision::Forbidden { missing_role } => {
-            let detail = format!("{} needs role {missing_role}", req.path());
-            let _ = state.audit(&meta, subject, AuditEvent::Forbidden, detail).await;
-            return Err(ApiError::Forbidden { missing_role });
-        }
-        // An access token never "answers" a step-up of ours, so both are the same challenge.
-        Decision::StepUp { request, shortfall } | Decision::StepUpFailed { request, shortfall } => {
-            let detail = format!("API challenge: {} ({shortfall:?})", describe_request(&request));
-            let _ = state
-                .audit(&meta, subject, AuditEvent::StepUpRequested, detail)
-                .await;
-            let description = match shortfall {
-                Shortfall::Stale => "a more recent authentication is required",
-                _ => "a multi-factor authentication is required",
-            };
-            return Err(ApiError::InsufficientAuthentication {
-                request,
-                description: description.into(),
-            });
-        }
-    }
+    let auth = access.user();
     let employee = state
         .db
         .employee(*id)
@@ -74,39 +47,109 @@ pub async fn salary(
         .salary_history(employee.id)
         .await
         .map_err(ApiError::database)?;
-    let detail = format!(
-        "employee {} via API; acr={} amr={}",
-        employee.id,
-        auth.acr.as_deref().unwrap_or("-"),
-        auth.amr.join(" ")
-    );
+    let detail = format!("employee {} via API; {auth}", employee.id);
     // No audit row, no salary.
     state
-        .audit(&meta, subject, AuditEvent::SalaryViewedApi, detail)
+        .audit(&meta, Some(&auth.subject), AuditEvent::SalaryViewedApi, detail)
         .await
         .map_err(ApiError::database)?;
     Ok(HttpResponse::Ok().json(json!({"employee": employee, "salary_history": history})))
 }
 
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`.
-fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::MissingToken)?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken("not ASCII".into()))?;
+/// The API as a `StepUpApp`: the login is the bearer token, a step-up is RFC 9470's
+/// challenge, refusals are JSON (RFC 6750 §3.1).
+pub struct BearerApi;
+
+impl StepUpApp for BearerApi {
+    fn current_auth<'a>(&'a self, req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
+        Box::pin(async move {
+            let Some(token) = bearer_token(req) else {
+                return Ok(None);
+            };
+            let state =
+                AppState::of(req).ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("no AppState")))?;
+            let claims = validate_access_token(&state, token).await?;
+            let auth = AuthState::from_claims(&claims, &state.roles_claim, now())
+                .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
+            Ok(Some(auth))
+        })
+    }
+
+    fn now(&self) -> i64 {
+        now()
+    }
+
+    fn start_step_up<'a>(
+        &'a self,
+        req: &'a HttpRequest,
+        needed: StepUpNeeded<'a>,
+    ) -> BoxFuture<'a, Result<HttpResponse, Error>> {
+        Box::pin(async move {
+            let StepUpNeeded {
+                user,
+                request,
+                shortfall,
+                ..
+            } = needed;
+            if let Some(state) = AppState::of(req) {
+                let detail = format!("API challenge: {request} ({shortfall})");
+                let _ = state
+                    .audit(
+                        &RequestMeta::of(req),
+                        Some(&user.subject),
+                        AuditEvent::StepUpRequested,
+                        detail,
+                    )
+                    .await;
+            }
+            let description = match shortfall {
+                Shortfall::Stale => "a more recent authentication is required",
+                _ => "a multi-factor authentication is required",
+            };
+            let error = ApiError::InsufficientAuthentication {
+                request,
+                description: description.into(),
+            };
+            Ok(error.error_response())
+        })
+    }
+
+    fn refuse<'a>(&'a self, req: &'a HttpRequest, refusal: Refusal<'a>) -> BoxFuture<'a, Error> {
+        Box::pin(async move {
+            let error = match refusal {
+                Refusal::LoginRequired { .. } => ApiError::MissingToken,
+                Refusal::Forbidden {
+                    user, missing_role, ..
+                } => {
+                    audit_forbidden(req, &user.subject, &missing_role).await;
+                    ApiError::Forbidden { missing_role }
+                }
+                // An access token never answers a step-up of ours; should one claim to, the
+                // client gets the same challenge as for any weak token.
+                Refusal::StepUpFailed { request, .. } => ApiError::InsufficientAuthentication {
+                    request,
+                    description: "a multi-factor authentication is required".into(),
+                },
+                other => ApiError::Unexpected(anyhow::anyhow!("step-up misconfigured: {other:?}")),
+            };
+            error.into()
+        })
+    }
+}
+
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`; anything else counts as no token.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-            Ok(token.trim())
+            Some(token.trim())
         }
-        _ => Err(ApiError::MissingToken),
+        _ => None,
     }
 }
 
 /// RFC 9068 §4: `typ` is `at+jwt`, signature by the issuer's keys, `iss`, `aud` = our API,
-/// `exp`. An unknown `kid` refetches the JWKS once.
+/// `exp` (with the one clock skew). An unknown `kid` refetches the JWKS once.
 async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<String, Value>, ApiError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| ApiError::InvalidToken(e.to_string()))?;
     let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -122,27 +165,31 @@ async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<Stri
     let kid = header
         .kid
         .ok_or_else(|| ApiError::InvalidToken("no kid".into()))?;
-    let key = match find_key(state, &kid, false).await? {
-        Some(key) => key,
-        None => find_key(state, &kid, true)
-            .await?
-            .ok_or_else(|| ApiError::InvalidToken("unknown kid".into()))?,
-    };
+    let key = state
+        .oidc
+        .access_token_key(&kid)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot get the provider's keys");
+            ApiError::Unavailable
+        })?
+        .ok_or_else(|| ApiError::InvalidToken("unknown kid".into()))?;
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[&state.api_audience]);
     validation.set_issuer(&[state.oidc.issuer()]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 60;
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-        .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    Ok(data.claims)
-}
-
-async fn find_key(state: &AppState, kid: &str, refetch: bool) -> Result<Option<DecodingKey>, ApiError> {
-    let jwks = state.oidc.jwks_json(refetch).await.map_err(|e| {
-        tracing::warn!(error = %e, "cannot get the provider's keys");
-        ApiError::Unavailable
-    })?;
-    let set: JwkSet = serde_json::from_value(jwks).map_err(|e| ApiError::InvalidToken(e.to_string()))?;
-    Ok(set.find(kid).and_then(|jwk| DecodingKey::from_jwk(jwk).ok()))
+    // `exp` is checked below against the intranet's one clock, not jsonwebtoken's.
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map_err(|e| ApiError::InvalidToken(e.to_string()))?
+        .claims;
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        .ok_or_else(|| ApiError::InvalidToken("exp is not a number".into()))?;
+    let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
+    if now() > exp.saturating_add(skew) {
+        return Err(ApiError::InvalidToken("expired".into()));
+    }
+    Ok(claims)
 }

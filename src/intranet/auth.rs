@@ -3,17 +3,16 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_stepup::{Decision, evaluate};
 use serde::Deserialize;
 
-use super::AppState;
 use super::data::AuditEvent;
-use super::errors::{AppError, describe_request};
-use super::extractors::{RequestMeta, now, start_step_up};
+use super::errors::AppError;
 use super::oidc::LoginIntent;
-use super::pages::Nav;
 use super::paths;
-use super::policy::{AuthState, Decision, evaluate};
 use super::session::TypedSession;
+use super::state::{AppState, RequestMeta, now};
+use super::stepup::{begin, redirect};
 use crate::web::secrets_equal;
 
 /// A pending login older than this is refused at the callback.
@@ -22,13 +21,14 @@ const LOGIN_TIMEOUT_SECS: i64 = 15 * 60;
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
-    /// A requirement id (`salary`): step up to it rather than sign in plainly.
+    /// A requirement's name (`salary`, `audit`): step up to it rather than sign in plainly.
     step_up: Option<String>,
 }
 
-/// `GET /login?return_to=/path[&step_up=salary]`: starts the code flow and sends the browser
-/// to the provider. With `step_up` (the interstitial's Continue and the failure page's Try
-/// again) a signed-in user is asked for exactly what that requirement needs.
+/// `GET /login?return_to=/path[&step_up=<requirement>]`: starts the code flow and sends the
+/// browser to the provider. With `step_up` (the interstitial's Continue and the failure
+/// page's Try again) a signed-in user is asked for exactly what that registered requirement
+/// needs.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -41,20 +41,23 @@ pub async fn login(
             AppError::BadRequest("return_to must be a path on this site, such as /customers.".into())
         })?,
     };
+    let requirement = match query.step_up.as_deref() {
+        None => None,
+        Some(name) => Some(
+            state
+                .requirements
+                .get(name)
+                .ok_or_else(|| AppError::BadRequest("Unknown step-up requirement.".into()))?,
+        ),
+    };
     let session = TypedSession::from_request(&req);
-    if let (Some(id), Ok(Some(user))) = (query.step_up.as_deref(), session.auth()) {
-        let requirement = state
-            .requirement(id)
-            .ok_or_else(|| AppError::BadRequest("Unknown step-up requirement.".into()))?;
+    if let (Some(requirement), Ok(Some(user))) = (requirement, session.auth()) {
         return match evaluate(&user, requirement, now()) {
             Decision::Allow { .. } => Ok(redirect(return_to)),
-            Decision::Forbidden { missing_role } => Err(AppError::Forbidden {
-                missing_role,
-                nav: None,
-            }),
+            Decision::Forbidden { missing_role } => Err(AppError::Forbidden { missing_role }),
             // The user asked to try again: a fresh step-up, whatever the last one returned.
             Decision::StepUp { request, shortfall } | Decision::StepUpFailed { request, shortfall } => {
-                let url = start_step_up(
+                let url = begin(
                     &req,
                     &state,
                     &user,
@@ -133,7 +136,6 @@ pub async fn callback(
             error,
             description: query.error_description.map(|d| printable(&d)),
             step_up: pending.step_up_for.is_some(),
-            nav: Box::new(Nav::of(&req)),
         });
     }
     let code = query
@@ -153,7 +155,6 @@ pub async fn callback(
         return Err(AppError::WrongUser {
             expected: current.display_name().to_owned(),
             got: auth.display_name().to_owned(),
-            nav: Box::new(Nav::of(&req)),
         });
     }
     tracing::info!(
@@ -167,35 +168,30 @@ pub async fn callback(
         .log_in(&auth, &id_token)
         .map_err(|e| AppError::Unexpected(e.into()))?;
     let _ = state
-        .audit(
-            &meta,
-            Some(&auth.subject),
-            AuditEvent::Login,
-            describe_login(&auth),
-        )
+        .audit(&meta, Some(&auth.subject), AuditEvent::Login, auth.to_string())
         .await;
     if let Some(requirement) = pending
         .step_up_for
         .as_deref()
-        .and_then(|id| state.requirement(id))
+        .and_then(|name| state.requirements.get(name))
     {
         // Judge the answer now, as the page will: the provider may have ignored what we asked.
         match evaluate(&auth, requirement, now()) {
             Decision::Allow { .. } => {
-                let detail = format!("{} for {}", describe_login(&auth), pending.return_to);
+                let detail = format!("{auth} for {}", pending.return_to);
                 let _ = state
                     .audit(&meta, Some(&auth.subject), AuditEvent::StepUpSucceeded, detail)
                     .await;
             }
             decision => {
-                let detail = format!("got {}; {decision:?}", describe_login(&auth));
+                let detail = format!("got {auth}; {decision}");
                 let _ = state
                     .audit(&meta, Some(&auth.subject), AuditEvent::StepUpFailed, detail)
                     .await;
                 if let Decision::StepUpFailed { request, .. } = decision {
                     session.set_flash(&format!(
-                        "Fabrikam ID did not complete the extra check we asked for ({}).",
-                        describe_request(&request)
+                        "{} did not complete the extra check we asked for ({request}).",
+                        state.provider_name
                     ));
                 }
             }
@@ -203,20 +199,6 @@ pub async fn callback(
     }
     let target = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
     Ok(redirect(target))
-}
-
-/// `acr=… amr=… auth_time=…` for the audit trail (claims only, never the token).
-fn describe_login(auth: &AuthState) -> String {
-    format!(
-        "acr={} amr={} auth_time={}",
-        auth.acr.as_deref().unwrap_or("-"),
-        if auth.amr.is_empty() {
-            "-".to_owned()
-        } else {
-            auth.amr.join(" ")
-        },
-        auth.auth_time.map_or_else(|| "-".to_owned(), |t| t.to_string())
-    )
 }
 
 /// Keeps a provider's error text short and printable before it reaches a page.
@@ -261,10 +243,4 @@ pub async fn logout(
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .finish())
-}
-
-fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, location))
-        .finish()
 }

@@ -1,37 +1,34 @@
-//! The intranet's errors and how each becomes a response.
+//! The intranet's errors, their status codes, and the one HTML error page.
 //!
-//! Use [`AppError`] in page handlers and extractors: it renders the one HTML error page (or a
-//! redirect, for the two "go elsewhere first" cases). Use [`ApiError`] under `/api`: it renders
-//! JSON and the RFC 6750 / RFC 9470 `WWW-Authenticate` challenges. Internal causes go to the
-//! log; pages say what happened and what to do, never why in code.
+//! Use [`AppError`] in page handlers and guards: its `error_response` gives the status (or
+//! the redirect, for "sign in first"), and [`render_html_errors`], installed with actix-web's
+//! `ErrorHandlers`, renders the page *with the request in hand*, so the header shows who is
+//! signed in. `AppError` carries facts, never a view model. Use [`ApiError`] under `/api`:
+//! JSON and the RFC 6750 / RFC 9470 `WWW-Authenticate` challenges, left as they are by the
+//! page renderer. Internal causes go to the log; pages say what happened and what to do.
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
+use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
+use actix_web_stepup::{AuthState, Shortfall, StepUpRequest};
 use askama::Template;
 use base64::Engine;
 use serde_json::json;
 
 use super::oidc::OidcError;
 use super::paths;
-use super::policy::{Shortfall, StepUpRequest};
-
-/// A summary of what came back from the provider, shown on the step-up-failed page.
-#[derive(Debug, Clone)]
-pub struct Obtained {
-    pub acr: Option<String>,
-    pub amr: Vec<String>,
-    pub auth_time: Option<i64>,
-}
+use super::view::{Nav, format_time};
 
 /// What a failed step-up asked for and got, for its 403 page.
 #[derive(Debug, Clone)]
 pub struct StepUpFailure {
     pub asked: StepUpRequest,
-    pub obtained: Obtained,
+    /// The provider's answer, as the session holds it.
+    pub obtained: AuthState,
     pub shortfall: Shortfall,
     /// Where "Try again" leads.
     pub retry: String,
-    pub nav: super::pages::Nav,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,21 +36,8 @@ pub enum AppError {
     /// Not logged in: go to the login, then come back.
     #[error("login required")]
     LoginRequired { return_to: String },
-    /// Go to the provider (a step-up).
-    #[error("redirect to the identity provider")]
-    Redirect(url::Url),
     #[error("role {missing_role} missing")]
-    Forbidden {
-        missing_role: String,
-        nav: Option<Box<super::pages::Nav>>,
-    },
-    /// `STEPUP_INTERSTITIAL`: explain the coming step-up instead of redirecting at once.
-    #[error("step-up interstitial")]
-    Interstitial {
-        continue_to: String,
-        shortfall: Shortfall,
-        nav: Box<super::pages::Nav>,
-    },
+    Forbidden { missing_role: String },
     #[error("step-up failed")]
     StepUpFailed(Box<StepUpFailure>),
     #[error("not found")]
@@ -71,16 +55,10 @@ pub enum AppError {
         description: Option<String>,
         /// Whether the login was a step-up.
         step_up: bool,
-        /// The header of the page: the user may still be signed in.
-        nav: Box<super::pages::Nav>,
     },
     /// A step-up came back signed in as somebody else: the session is left as it was.
     #[error("a step-up for {expected} was answered by {got}")]
-    WrongUser {
-        expected: String,
-        got: String,
-        nav: Box<super::pages::Nav>,
-    },
+    WrongUser { expected: String, got: String },
     #[error(transparent)]
     Login(#[from] OidcError),
     #[error(transparent)]
@@ -93,31 +71,11 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-#[derive(Template)]
-#[template(path = "intranet/error.html")]
-struct ErrorPage<'a> {
-    nav: super::pages::Nav,
-    status: u16,
-    title: &'a str,
-    message: String,
-    details: Vec<(&'static str, String)>,
-    action: Option<(&'static str, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "intranet/interstitial.html")]
-struct InterstitialPage {
-    nav: super::pages::Nav,
-    continue_to: String,
-    stale: bool,
-}
-
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::LoginRequired { .. } | AppError::Redirect(_) => StatusCode::FOUND,
+            AppError::LoginRequired { .. } => StatusCode::FOUND,
             AppError::Forbidden { .. } | AppError::StepUpFailed(_) | AppError::Csrf => StatusCode::FORBIDDEN,
-            AppError::Interstitial { .. } => StatusCode::OK,
             AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
@@ -126,54 +84,73 @@ impl ResponseError for AppError {
             }
             AppError::BadRequest(_) | AppError::ProviderError { .. } => StatusCode::BAD_REQUEST,
             AppError::Login(OidcError::Discovery(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            // Reachable, but not the provider we are configured for: our configuration is wrong.
+            AppError::Login(OidcError::IssuerMismatch { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Login(_) => StatusCode::BAD_REQUEST,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
+    /// The status, and a plain-text body that [`render_html_errors`] replaces with the page.
     fn error_response(&self) -> HttpResponse {
-        let location = match self {
-            AppError::LoginRequired { return_to } => Some(paths::login_to(return_to)),
-            AppError::Redirect(url) => Some(url.to_string()),
-            _ => None,
-        };
-        if let Some(location) = location {
+        if let AppError::LoginRequired { return_to } = self {
             return HttpResponse::Found()
-                .insert_header((header::LOCATION, location))
+                .insert_header((header::LOCATION, paths::login_to(return_to)))
                 .finish();
         }
         match self {
             AppError::Unexpected(e) => tracing::error!(error = ?e, "unexpected error"),
+            AppError::Login(e @ OidcError::IssuerMismatch { .. }) => {
+                tracing::error!(error = %e, "login failed")
+            }
             AppError::Login(e) => tracing::warn!(error = %e, "login failed"),
             other => tracing::info!(error = %other, "request refused"),
         }
-        let status = self.status_code();
-        let body = match self {
-            AppError::Interstitial {
-                continue_to,
-                shortfall,
-                nav,
-            } => InterstitialPage {
-                nav: nav.as_ref().clone(),
-                continue_to: continue_to.clone(),
-                stale: *shortfall == Shortfall::Stale,
-            }
-            .render(),
-            _ => self.page(status.as_u16()).render(),
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .body(self.status_code().canonical_reason().unwrap_or("error"))
+    }
+}
+
+/// The words of an error page.
+struct Content {
+    title: &'static str,
+    message: String,
+    details: Vec<(&'static str, String)>,
+    action: Option<(&'static str, String)>,
+}
+
+impl Content {
+    fn new(title: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            title,
+            message: message.into(),
+            details: Vec::new(),
+            action: Some(("Back to the home page", paths::HOME.to_owned())),
         }
-        .unwrap_or_else(|_| "Something went wrong.".to_owned());
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+    }
+
+    /// For errors raised outside the intranet's code (actix's own 404, 405, 413, ...).
+    fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::new("Page not found", "There is nothing at this address."),
+            s if s.is_client_error() => Self::new(
+                "That request could not be handled",
+                format!("The server answered {s}."),
+            ),
+            _ => Self::new(
+                "Something went wrong",
+                "An unexpected error occurred. It has been logged; please try again.",
+            ),
+        }
     }
 }
 
 impl AppError {
-    fn page(&self, status: u16) -> ErrorPage<'static> {
-        let mut details = Vec::new();
-        let mut action = Some(("Back to the home page", paths::HOME.to_owned()));
-        let (title, message) = match self {
-            AppError::Forbidden { missing_role, .. } => (
+    /// The page's words; `provider` is the provider's display name.
+    fn content(&self, provider: &str) -> Content {
+        match self {
+            AppError::Forbidden { missing_role } => Content::new(
                 "You do not have access to this page",
                 format!(
                     "This page needs the role “{missing_role}”, which your account does not have. Signing in \
@@ -182,15 +159,17 @@ impl AppError {
                 ),
             ),
             AppError::StepUpFailed(failure) => {
-                let StepUpFailure { asked, obtained, shortfall, retry, .. } = failure.as_ref();
-                details.push(("We asked for", describe_request(asked)));
-                details.push(("The provider returned", describe_obtained(obtained)));
-                action = Some(("Try again", retry.clone()));
-                (
+                let StepUpFailure {
+                    asked,
+                    obtained,
+                    shortfall,
+                    retry,
+                } = failure.as_ref();
+                let mut c = Content::new(
                     "Your sign-in is not strong enough for this page",
                     format!(
-                        "We asked Fabrikam's identity provider for a fresh multi-factor sign-in, but the sign-in it \
-                         returned {}. We will not ask again automatically, so you are not sent round in circles.",
+                        "We asked {provider} for a fresh multi-factor sign-in, but the sign-in it returned {}. We \
+                         will not ask again automatically, so you are not sent round in circles.",
                         match shortfall {
                             Shortfall::WeakAuthentication => "did not include a second factor",
                             Shortfall::Stale => "was older than this page allows",
@@ -198,102 +177,133 @@ impl AppError {
                             Shortfall::FutureAuthTime => "claimed to happen in the future",
                         }
                     ),
-                )
-            }
-            AppError::NotFound => ("Page not found", "There is nothing at this address.".to_owned()),
-            AppError::BadRequest(why) => ("That request could not be handled", why.clone()),
-            AppError::Csrf => (
-                "This form has expired",
-                "The form was missing its security token or came from another page. Go back, reload and try again."
-                    .to_owned(),
-            ),
-            AppError::ProviderError { error, description, .. } => {
-                details.push(("Error", error.clone()));
-                if let Some(d) = description {
-                    details.push(("Description", d.clone()));
+                );
+                c.details.push(("We asked for", asked.to_string()));
+                c.details.push(("The provider returned", obtained.to_string()));
+                if let Some(t) = obtained.auth_time {
+                    c.details.push(("Authenticated at", format_time(t)));
                 }
-                action = Some(("Sign in again", paths::LOGIN.to_owned()));
-                ("The identity provider did not sign you in", "The sign-in was cancelled or refused.".to_owned())
+                c.action = Some(("Try again", retry.clone()));
+                c
             }
-            AppError::Login(OidcError::Discovery(_)) => (
-                "The identity provider is unavailable",
-                "Fabrikam could not reach its identity provider. Public pages still work; try signing in again in a \
-                 moment."
-                    .to_owned(),
+            AppError::NotFound => Content::for_status(StatusCode::NOT_FOUND),
+            AppError::BadRequest(why) => Content::new("That request could not be handled", why.clone()),
+            AppError::Csrf => Content::new(
+                "This form has expired",
+                "The form was missing its security token or came from another page. Go back, reload and try again.",
             ),
-            AppError::Login(_) => {
-                action = Some(("Sign in again", paths::LOGIN.to_owned()));
-                (
-                    "Sign-in failed",
-                    "The answer from the identity provider could not be verified, so you were not signed in."
-                        .to_owned(),
-                )
+            AppError::ProviderError {
+                error, description, ..
+            } => {
+                let mut c = Content::new(
+                    "The identity provider did not sign you in",
+                    format!("{provider} cancelled or refused the sign-in."),
+                );
+                c.details.push(("Error", error.clone()));
+                if let Some(d) = description {
+                    c.details.push(("Description", d.clone()));
+                }
+                c.action = Some(("Sign in again", paths::LOGIN.to_owned()));
+                c
             }
-            AppError::WrongUser { expected, got, .. } => (
-                "The extra check was done by someone else",
+            AppError::Login(OidcError::Discovery(_)) => Content::new(
+                "The identity provider is unavailable",
                 format!(
-                    "You are signed in as {expected}, but the identity provider confirmed {got}. Nothing \
-                     changed: you are still signed in as {expected}. To switch users, sign out first."
+                    "Fabrikam could not reach {provider}. Public pages still work; try signing in again in a moment."
                 ),
             ),
-            AppError::AuditUnavailable => (
+            AppError::Login(OidcError::IssuerMismatch {
+                configured,
+                discovered,
+            }) => {
+                let mut c = Content::new(
+                    "The identity provider's issuer does not match the configuration",
+                    format!(
+                        "{provider} answered, but its discovery document names a different issuer than this site is \
+                         configured for, so no token from it could be trusted (OpenID Connect Discovery 1.0 §4.3). \
+                         An administrator must set OIDC_ISSUER_URL to exactly the discovered issuer, trailing \
+                         slash and all."
+                    ),
+                );
+                c.details
+                    .push(("Configured (OIDC_ISSUER_URL)", configured.clone()));
+                c.details.push(("Discovered (issuer)", discovered.clone()));
+                c
+            }
+            AppError::Login(_) => {
+                let mut c = Content::new(
+                    "Sign-in failed",
+                    format!("The answer from {provider} could not be verified, so you were not signed in."),
+                );
+                c.action = Some(("Sign in again", paths::LOGIN.to_owned()));
+                c
+            }
+            AppError::WrongUser { expected, got } => Content::new(
+                "The extra check was done by someone else",
+                format!(
+                    "You are signed in as {expected}, but {provider} confirmed {got}. Nothing changed: you are \
+                     still signed in as {expected}. To switch users, sign out first."
+                ),
+            ),
+            AppError::AuditUnavailable => Content::new(
                 "The audit trail is unavailable",
                 "Salary data is only shown when the view can be recorded in the audit trail, and it cannot be \
-                 right now. Nothing was shown; please try again later."
-                    .to_owned(),
+                 right now. Nothing was shown; please try again later.",
             ),
-            AppError::LoginRequired { .. }
-            | AppError::Redirect(_)
-            | AppError::Interstitial { .. }
-            | AppError::Unexpected(_) => (
-                "Something went wrong",
-                "An unexpected error occurred. It has been logged; please try again.".to_owned(),
-            ),
-        };
-        // Refusals raised by the extractors know who is signed in; other errors render
-        // without the request, so their header shows no user.
-        let nav = match self {
-            AppError::Forbidden { nav: Some(nav), .. } => nav.as_ref().clone(),
-            AppError::StepUpFailed(failure) => failure.nav.clone(),
-            AppError::ProviderError { nav, .. } | AppError::WrongUser { nav, .. } => nav.as_ref().clone(),
-            _ => super::pages::Nav::anonymous(),
-        };
-        ErrorPage {
-            nav,
-            status,
-            title,
-            message,
-            details,
-            action,
+            AppError::LoginRequired { .. } | AppError::Unexpected(_) => {
+                Content::for_status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 }
 
-/// "acr one of X, at most N seconds old"
-pub fn describe_request(req: &StepUpRequest) -> String {
-    let mut parts = Vec::new();
-    if !req.acr_values.is_empty() {
-        parts.push(format!("acr_values = {}", req.acr_values.join(" ")));
-    }
-    if let Some(context) = &req.auth_context {
-        parts.push(format!("authentication context {context}"));
-    }
-    let mut s = parts.join(", ");
-    if let Some(max_age) = req.max_age {
-        s.push_str(&format!(", max_age = {max_age} s"));
-    }
-    s
+#[derive(Template)]
+#[template(path = "intranet/error.html")]
+struct ErrorPage {
+    nav: Nav,
+    status: u16,
+    title: &'static str,
+    message: String,
+    details: Vec<(&'static str, String)>,
+    action: Option<(&'static str, String)>,
 }
 
-fn describe_obtained(o: &Obtained) -> String {
-    let auth_time = o
-        .auth_time
-        .map_or_else(|| "none".to_owned(), super::pages::format_time);
-    format!(
-        "acr = {}, amr = [{}], auth_time = {auth_time}",
-        o.acr.as_deref().unwrap_or("none"),
-        o.amr.join(", ")
-    )
+/// `ErrorHandlers` hook for every 4xx and 5xx: renders the HTML error page with this
+/// request's navigation. JSON errors (the API's) pass through unchanged.
+pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let nav = Nav::of(res.request());
+    let content = match res.response().error().and_then(|e| e.as_error::<AppError>()) {
+        Some(error) => error.content(&nav.provider),
+        None => Content::for_status(status),
+    };
+    let page = ErrorPage {
+        nav,
+        status: status.as_u16(),
+        title: content.title,
+        message: content.message,
+        details: content.details,
+        action: content.action,
+    }
+    .render()
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render the error page");
+        "Something went wrong.".to_owned()
+    });
+    let (req, _) = res.into_parts();
+    let response = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
 }
 
 /// Errors of the JSON API.
@@ -319,6 +329,8 @@ pub enum ApiError {
     /// The database (or the audit trail) cannot be used: nothing is served.
     #[error("the database is unavailable")]
     Database,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 impl ApiError {
@@ -337,6 +349,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable | ApiError::Database => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -360,28 +373,18 @@ impl ResponseError for ApiError {
             }
             ApiError::InsufficientAuthentication { request, description } => {
                 // RFC 9470 §3: error, error_description, acr_values (space-separated, quoted)
-                // and max_age (an integer).
-                let mut challenge = format!(
-                    r#"Bearer error="insufficient_user_authentication", error_description="{}""#,
-                    description.replace(['"', '\\'], ""),
-                );
-                if !request.acr_values.is_empty() {
-                    let values = request.acr_values.join(" ").replace(['"', '\\'], "");
-                    challenge.push_str(&format!(r#", acr_values="{values}""#));
-                }
+                // and max_age (an integer), written by the step-up crate.
+                let mut challenge = request.challenge(Some(description));
                 if let Some(context) = &request.auth_context {
                     // Entra's claims challenge (base64 of the claims request), which MSAL reads.
                     let claims = json!({"access_token": {"acrs": {"essential": true, "value": context}}});
                     let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
-                    challenge.push_str(&format!(r#", claims="{encoded}""#));
-                }
-                if let Some(max_age) = request.max_age {
-                    challenge.push_str(&format!(", max_age={max_age}"));
+                    challenge = challenge.with_param("claims", encoded);
                 }
                 (
                     "insufficient_user_authentication",
                     description.clone(),
-                    Some(challenge),
+                    Some(challenge.to_string()),
                 )
             }
             ApiError::Forbidden { missing_role } => (
@@ -400,6 +403,10 @@ impl ResponseError for ApiError {
                 "the service cannot record this access right now".to_owned(),
                 None,
             ),
+            ApiError::Unexpected(e) => {
+                tracing::error!(error = ?e, "unexpected error in the API");
+                ("server_error", "an unexpected error occurred".to_owned(), None)
+            }
         };
         let mut res = HttpResponse::build(self.status_code());
         if let Some(challenge) = challenge {

@@ -1,23 +1,32 @@
 //! The Fabrikam intranet: the relying party. Public home page, customer pages after any
-//! login, salary pages behind the step-up policy, and a JSON API that answers with RFC 9470
-//! challenges.
+//! login, salary pages and the audit trail behind step-up requirements (the
+//! `actix-web-stepup` crate), and a JSON API that answers with RFC 9470 challenges.
 //!
-//! - [`policy`]: the pure step-up decision; [`extractors`]: the guards built on it;
-//! - [`oidc`]: discovery, authorization requests, token validation; [`auth`]: the routes;
-//! - [`session`]: typed session access; [`errors`]: every failure and its page;
-//! - [`pages`], [`api`], [`data`]: what the intranet shows.
+//! Layers, each importing only those below it (no two modules import each other):
+//!
+//! - handlers: [`auth`] (login, callback, logout), [`pages`], [`api`];
+//! - guards: [`stepup`] (the pages' `StepUpApp`, `CurrentUser`), [`errors`] (statuses and
+//!   the one HTML error page, rendered with the request in hand);
+//! - [`view`] (navigation, formatting), [`session`] (typed session access);
+//! - [`state`] (`AppState`, the one clock and clock skew, the audit entry point),
+//!   [`requirements`] (the named requirements and their markers);
+//! - [`oidc`] (discovery, authorization requests, token validation, keys), [`data`] (the
+//!   database), [`paths`] (every URL path).
+//!
+//! This file only assembles the server.
 
 pub mod api;
 pub mod auth;
 pub mod data;
 pub mod errors;
-pub mod extractors;
 pub mod oidc;
 pub mod pages;
 pub mod paths;
-pub mod policy;
-pub mod profiles;
+pub mod requirements;
 pub mod session;
+pub mod state;
+pub mod stepup;
+pub mod view;
 
 use std::net::TcpListener;
 
@@ -26,8 +35,9 @@ use actix_session::config::CookieContentSecurity;
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
+use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
+use actix_web_stepup::StepUpApp;
 use anyhow::Context;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -35,61 +45,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::IntranetConfig;
 use errors::AppError;
 use oidc::Oidc;
-use policy::Requirement;
-
-/// The intranet's session cookie. Its own name: cookies are not isolated by port, and
-/// Fabrikam ID on the same host has its own.
-pub const SESSION_COOKIE: &str = "fabrikam_session";
-
-/// What every handler can reach.
-pub struct AppState {
-    pub oidc: Oidc,
-    pub db: data::Database,
-    /// The salary pages' (and API's) requirement.
-    pub salary_requirement: Requirement,
-    pub api_audience: String,
-    pub roles_claim: String,
-    /// Show a "you will be asked for your code" page instead of redirecting at once.
-    pub interstitial: bool,
-}
-
-impl AppState {
-    /// The requirement with this id, if any (the id travels in a step-up's pending login).
-    pub fn requirement(&self, id: &str) -> Option<&Requirement> {
-        (self.salary_requirement.id == id).then_some(&self.salary_requirement)
-    }
-
-    /// Writes an audit row. Callers decide whether a failure stops the request: it must
-    /// for salary views; elsewhere it is logged.
-    pub async fn audit(
-        &self,
-        meta: &extractors::RequestMeta,
-        subject: Option<&str>,
-        event: data::AuditEvent,
-        detail: impl Into<String>,
-    ) -> Result<(), sqlx::Error> {
-        let entry = data::AuditEntry {
-            at: extractors::now(),
-            subject: subject.map(str::to_owned),
-            event,
-            request_id: meta.request_id.clone(),
-            client_addr: meta.client_addr.clone(),
-            detail: detail.into(),
-        };
-        self.db.record(&entry).await.inspect_err(|e| {
-            tracing::error!(error = %e, event = event.as_str(), "cannot write the audit trail");
-        })
-    }
-
-    pub fn roles_claim_name(&self) -> &'static str {
-        // Shown on /me; the common case reads nicely, a custom claim is named generically.
-        if self.roles_claim == "roles" {
-            "roles"
-        } else {
-            "roles (custom claim)"
-        }
-    }
-}
+use state::AppState;
 
 /// Builds the intranet on an already-bound listener. Does not contact the provider: discovery
 /// happens on the first login, so public pages work while the provider is down.
@@ -100,7 +56,10 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
     let issuer_origin = url::Url::parse(&config.issuer_url)?
         .origin()
         .ascii_serialization();
-    let salary_requirement = profiles::salary_requirement(&config.stepup);
+    let requirements = web::Data::new(
+        requirements::build(&config.stepup)
+            .context("the step-up settings (STEPUP_PROFILE, STEPUP_ACR_VALUES, STEPUP_ACCEPT_AMR)")?,
+    );
     let state = web::Data::new(AppState {
         oidc: Oidc::new(
             config.issuer_url.clone(),
@@ -108,12 +67,14 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
             config.client_secret.clone(),
             &config.public_url,
             config.roles_claim.clone(),
+            state::CLOCK_SKEW,
         )?,
         db: data::Database::connect(&config.database_url).await?,
-        salary_requirement,
+        requirements,
         api_audience: config.api_audience.clone(),
         roles_claim: config.roles_claim.clone(),
         interstitial: config.stepup.interstitial,
+        provider_name: config.provider_name.clone(),
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
     // redirects after a form post: allow the issuer's origin, nothing else.
@@ -168,10 +129,13 @@ impl Site {
             secure,
             csp,
         } = self;
+        let requirements = state.requirements.clone();
+        let pages = stepup::Pages.into_app_data();
+        let bearer = api::BearerApi.into_app_data();
         let server =
             HttpServer::new(move || {
                 let sessions = SessionMiddleware::builder(store(), key.clone())
-                    .cookie_name(SESSION_COOKIE.to_owned())
+                    .cookie_name(session::SESSION_COOKIE.to_owned())
                     .cookie_http_only(true)
                     .cookie_same_site(SameSite::Lax)
                     .cookie_secure(secure)
@@ -179,6 +143,9 @@ impl Site {
                     .build();
                 App::new()
                     .app_data(state.clone())
+                    // For `StepUp<P>`: the named requirements, and how pages step up.
+                    .app_data(requirements.clone())
+                    .app_data(pages.clone())
                     .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
                     .app_data(web::QueryConfig::default().error_handler(|e, _| {
                         AppError::BadRequest(format!("The address is malformed: {e}.")).into()
@@ -186,6 +153,8 @@ impl Site {
                     .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
                         AppError::BadRequest("The form could not be read.".into()).into()
                     }))
+                    // Inside the session middleware, so error pages can show who is signed in.
+                    .wrap(ErrorHandlers::new().default_handler(errors::render_html_errors))
                     .wrap(sessions)
                     .wrap(crate::web::security_headers(&csp))
                     .wrap(Condition::new(
@@ -203,7 +172,12 @@ impl Site {
                     .route(paths::SALARY, web::get().to(pages::salary))
                     .route(paths::ME, web::get().to(pages::me))
                     .route(paths::AUDIT, web::get().to(pages::audit))
-                    .route(paths::API_SALARY, web::get().to(api::salary))
+                    // The API's logins are bearer tokens: its own StepUpApp.
+                    .service(
+                        web::resource(paths::API_SALARY)
+                            .app_data(bearer.clone())
+                            .route(web::get().to(api::salary)),
+                    )
                     .route(paths::HEALTHZ, web::get().to(pages::healthz))
                     .route(paths::STATIC, web::get().to(crate::web::static_asset))
                     .default_service(web::to(pages::not_found))

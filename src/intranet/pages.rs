@@ -1,145 +1,19 @@
-//! The HTML pages: home, customers, employees, salary, `/me`, and the navigation every page
-//! shares.
+//! The HTML pages: home, customers, employees, salary, the audit trail, `/me`, health and
+//! the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
+//! (`StepUp<P>` with the markers of `requirements.rs`); the layout's data from `view.rs`.
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, web};
+use actix_web::{HttpResponse, Responder, web};
+use actix_web_stepup::{AuthState, Decision, Requirement, StepUp, evaluate};
 use askama::Template;
 use askama_web::WebTemplate;
-use futures_util::future::{Ready, ready};
 
-use super::AppState;
 use super::data::{AuditEvent, AuditFilter, Customer, Employee, SalaryEntry};
-use super::errors::{AppError, describe_request};
-use super::extractors::{CurrentUser, RequestMeta, SalaryAccess, StepUp, now};
+use super::errors::AppError;
 use super::paths;
-use super::policy::{AuthState, Decision, Requirement, evaluate};
-use super::session::TypedSession;
-
-/// What the layout shows on every page: who is signed in, how strongly, the CSRF token for
-/// the logout form, and a one-time message.
-#[derive(Clone, Default)]
-pub struct Nav {
-    pub user: Option<NavUser>,
-    pub csrf: String,
-    /// Read by `flash()` while the page renders: actix builds every extractor of a handler
-    /// even when a guard before it refuses, so taking the message earlier could lose it.
-    session: Option<actix_session::Session>,
-}
-
-impl std::fmt::Debug for Nav {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Nav")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct NavUser {
-    pub name: String,
-    /// "password" or "multi-factor, 4 min ago".
-    pub assurance: String,
-    pub strong: bool,
-    /// Has the roles the salary pages need (shows the Audit link).
-    pub hr: bool,
-}
-
-impl Nav {
-    /// For error pages, which render without the request.
-    pub fn anonymous() -> Self {
-        Self::default()
-    }
-}
-
-impl FromRequest for Nav {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Nav::of(req)))
-    }
-}
-
-impl Nav {
-    /// The navigation for this request's session.
-    pub fn of(req: &HttpRequest) -> Self {
-        let session = TypedSession::from_request(req);
-        let auth = session.auth().ok().flatten();
-        let user = match (auth, req.app_data::<web::Data<AppState>>()) {
-            (Some(auth), Some(state)) => {
-                let strong = state.salary_requirement.is_strong(&auth);
-                Some(NavUser {
-                    name: auth.display_name().to_owned(),
-                    assurance: assurance(&auth, strong, now()),
-                    strong,
-                    hr: state
-                        .salary_requirement
-                        .roles
-                        .iter()
-                        .all(|r| auth.roles.contains(r)),
-                })
-            }
-            _ => None,
-        };
-        // Anonymous pages have no form, so they create no CSRF token (nor a session for it).
-        let csrf = if user.is_some() {
-            session.csrf_token()
-        } else {
-            String::new()
-        };
-        Nav {
-            user,
-            csrf,
-            session: Some(session.0),
-        }
-    }
-
-    /// The one-time message, taken out of the session as the page that shows it renders.
-    pub fn flash(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .and_then(|s| TypedSession(s.clone()).take_flash())
-    }
-}
-
-fn assurance(auth: &AuthState, strong: bool, now: i64) -> String {
-    match (strong, auth.auth_time) {
-        (true, Some(t)) => format!("multi-factor, {}", ago(now - t)),
-        (true, None) => "multi-factor".to_owned(),
-        (false, _) => "password".to_owned(),
-    }
-}
-
-/// "just now", "4 min ago", "3 h ago", "2 days ago".
-pub fn ago(secs: i64) -> String {
-    match secs {
-        ..60 => "just now".to_owned(),
-        60..3600 => format!("{} min ago", secs / 60),
-        3600..86_400 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86_400),
-    }
-}
-
-/// `2026-11-28 17:40:12 UTC`
-pub fn format_time(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
-        || unix.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
-}
-
-/// `104000` → `104,000`
-pub fn money(amount: &i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if *amount < 0 { format!("-{out}") } else { out }
-}
+use super::requirements::{AuditAccess, SalaryAccess};
+use super::state::{AppState, RequestMeta, now};
+use super::stepup::CurrentUser;
+use super::view::{Nav, ago, format_time};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "intranet/home.html")]
@@ -224,14 +98,8 @@ pub async fn salary(
 ) -> Result<impl Responder, AppError> {
     let employee = state.db.employee(*id).await?.ok_or(AppError::NotFound)?;
     let history = state.db.salary_history(employee.id).await?;
-    let user = &access.user;
-    let detail = format!(
-        "employee {} ({}); acr={} amr={}",
-        employee.id,
-        employee.name,
-        user.acr.as_deref().unwrap_or("-"),
-        user.amr.join(" ")
-    );
+    let user = access.user();
+    let detail = format!("employee {} ({}); {user}", employee.id, employee.name);
     state
         .audit(&meta, Some(&user.subject), AuditEvent::SalaryViewed, detail)
         .await
@@ -241,7 +109,7 @@ pub async fn salary(
         nav,
         employee,
         history,
-        valid_until: access.valid_until.map(format_time),
+        valid_until: access.valid_until().map(format_time),
     })
 }
 
@@ -280,9 +148,9 @@ struct AuditPage {
 }
 
 /// `/audit`: the audit trail, newest first, filterable by user and event, paginated. Behind
-/// the same requirement as the salaries it records.
+/// a requirement of its own (role hr and a multi-factor login at most 5 minutes old).
 pub async fn audit(
-    _: StepUp<SalaryAccess>,
+    _: StepUp<AuditAccess>,
     nav: Nav,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
@@ -348,20 +216,25 @@ struct ClaimRow {
     meaning: &'static str,
 }
 
+/// A registered requirement on `/me`: what it demands and whether the login meets it.
+struct RequirementRow {
+    title: &'static str,
+    requirement: String,
+    verdict: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "intranet/me.html")]
 struct MePage {
     nav: Nav,
     claims: Vec<ClaimRow>,
-    verdict: String,
-    requirement: String,
+    requirements: Vec<RequirementRow>,
 }
 
-/// `/me`: the session's claims, explained, and whether the salary requirement holds.
+/// `/me`: the session's claims, explained, and whether each registered requirement holds.
 pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
     let auth = user.0;
     let now = now();
-    let req = &state.salary_requirement;
     let claims = vec![
         ClaimRow {
             name: "sub",
@@ -403,39 +276,39 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
             meaning: "Your roles: what you may see. Salary pages need the hr role.",
         },
     ];
+    let rows = [
+        (
+            "Salary pages",
+            state.requirements.of::<SalaryAccess>(),
+            "a salary page",
+        ),
+        (
+            "The audit trail",
+            state.requirements.of::<AuditAccess>(),
+            "the audit trail",
+        ),
+    ];
+    let requirements = rows
+        .into_iter()
+        .filter_map(|(title, requirement, page)| {
+            let requirement = requirement?;
+            Some(RequirementRow {
+                title,
+                requirement: requirement.to_string(),
+                verdict: verdict(&auth, requirement, page, now),
+            })
+        })
+        .collect();
     MePage {
         nav,
         claims,
-        verdict: verdict(&auth, req, now),
-        requirement: describe_requirement(req),
+        requirements,
     }
 }
 
-fn describe_requirement(req: &Requirement) -> String {
-    let mut ways = Vec::new();
-    let accepted: Vec<&str> = req
-        .acr_values
-        .iter()
-        .chain(&req.also_accept_acr)
-        .map(String::as_str)
-        .collect();
-    if !accepted.is_empty() {
-        ways.push(format!("acr one of [{}]", accepted.join(" ")));
-    }
-    if let Some(context) = &req.auth_context {
-        ways.push(format!("acrs containing the authentication context “{context}”"));
-    }
-    let mut s = format!("role {} and {}", req.roles.join(", "), ways.join(" or "));
-    if let Some(amr) = &req.accept_amr {
-        s.push_str(&format!(" or amr containing “{amr}”"));
-    }
-    if let Some(max_age) = req.max_age {
-        s.push_str(&format!(", at most {} s old", max_age.as_secs()));
-    }
-    s
-}
-
-fn verdict(auth: &AuthState, req: &Requirement, now: i64) -> String {
+/// "Satisfied now, until …", "Not satisfied (too old): opening … will send you to the
+/// provider with …", "Never: …".
+fn verdict(auth: &AuthState, req: &Requirement, page: &str, now: i64) -> String {
     match evaluate(auth, req, now) {
         Decision::Allow { valid_until: Some(t) } => {
             format!(
@@ -445,12 +318,13 @@ fn verdict(auth: &AuthState, req: &Requirement, now: i64) -> String {
             )
         }
         Decision::Allow { valid_until: None } => "Satisfied now.".to_owned(),
-        Decision::StepUp { request, shortfall } => format!(
-            "Not satisfied ({shortfall:?}): opening a salary page will send you to the provider with {}.",
-            describe_request(&request)
-        ),
+        Decision::StepUp { request, shortfall } => {
+            format!(
+                "Not satisfied ({shortfall}): opening {page} will send you to the provider with {request}."
+            )
+        }
         Decision::StepUpFailed { shortfall, .. } => {
-            format!("Not satisfied ({shortfall:?}), and the last step-up did not fix it.")
+            format!("Not satisfied ({shortfall}), and the last step-up did not fix it.")
         }
         Decision::Forbidden { missing_role } => {
             format!("Never: your account lacks the role {missing_role}, and no sign-in can change that.")
@@ -471,29 +345,4 @@ pub async fn healthz() -> impl Responder {
 /// The 404 page for every unknown path.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
-}
-
-// Links and formatting used by the templates.
-impl Customer {
-    pub fn href(&self) -> String {
-        paths::customer(self.id)
-    }
-}
-
-impl Employee {
-    pub fn salary_href(&self) -> String {
-        paths::salary(self.id)
-    }
-}
-
-impl SalaryEntry {
-    pub fn display(&self) -> String {
-        format!("{} {}", money(&self.amount), self.currency)
-    }
-}
-
-impl Employee {
-    pub fn manager_name(&self) -> &str {
-        self.manager.as_deref().unwrap_or("—")
-    }
 }

@@ -14,6 +14,8 @@ pub const AUDIT: &str = "/audit";
 pub const API_SALARY: &str = "/api/employees/{id}/salary";
 pub const HEALTHZ: &str = "/healthz";
 pub const STATIC: &str = "/static/{name}";
+/// The intranet's stylesheet, served by [`STATIC`].
+pub const STYLESHEET: &str = "/static/fabrikam.css";
 
 /// `/customers/7`
 pub fn customer(id: i64) -> String {

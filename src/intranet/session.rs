@@ -4,29 +4,21 @@
 
 use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
 use actix_web::HttpRequest;
-use serde::{Deserialize, Serialize};
+use actix_web_stepup::AuthState;
 
-use super::policy::AuthState;
+use super::oidc::PendingLogin;
+use super::state::now;
 use crate::web::{random_token, secrets_equal};
+
+/// The intranet's session cookie. Its own name: cookies are not isolated by port, and
+/// Fabrikam ID on the same host has its own.
+pub const SESSION_COOKIE: &str = "fabrikam_session";
 
 const PENDING_LOGIN: &str = "pending_login";
 const AUTH: &str = "auth";
 const ID_TOKEN: &str = "id_token";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
-
-/// A login started at the provider and not yet finished: everything the callback needs to
-/// check the answer. Taken out of the session exactly once, so a replayed callback fails.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
-    pub state: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
-    pub return_to: String,
-    /// Set when this login is a step-up for the named requirement.
-    pub step_up_for: Option<String>,
-    pub started_at: i64,
-}
 
 /// How long a login lasts, however active: an absolute limit (OWASP Session Management
 /// cheat sheet). With the cookie store a copied cookie is otherwise valid until then; with
@@ -50,7 +42,7 @@ impl TypedSession {
     /// a forgotten tab) does not stay signed in forever.
     pub fn auth(&self) -> Result<Option<AuthState>, SessionGetError> {
         let auth: Option<AuthState> = self.0.get(AUTH)?;
-        Ok(auth.filter(|a| is_current(a, chrono::Utc::now().timestamp())))
+        Ok(auth.filter(|a| is_current(a, now())))
     }
 
     /// Stores a new login. The session id is renewed first, so a session id planted before
@@ -75,6 +67,8 @@ impl TypedSession {
         self.0.renew();
     }
 
+    /// Keeps a login started at the provider until its callback; taken out exactly once, so
+    /// a replayed callback fails.
     pub fn set_pending_login(&self, pending: &PendingLogin) -> Result<(), SessionInsertError> {
         self.0.insert(PENDING_LOGIN, pending)
     }
@@ -127,18 +121,7 @@ mod tests {
 
     #[test]
     fn a_login_lasts_eight_hours_at_most() {
-        let mut auth = AuthState {
-            subject: "alice".into(),
-            name: None,
-            email: None,
-            acr: None,
-            amr: vec![],
-            auth_time: None,
-            acrs: vec![],
-            roles: vec![],
-            received_at: 1_000,
-            step_up_for: None,
-        };
+        let mut auth = AuthState::new("alice", 1_000);
         assert!(is_current(&auth, 1_000 + SESSION_LIFETIME_SECS));
         assert!(!is_current(&auth, 1_001 + SESSION_LIFETIME_SECS));
         auth.received_at = i64::MIN;

@@ -1,4 +1,5 @@
-//! The audit trail, asserted on rows (not logs), its page, and the step-up interstitial.
+//! The audit trail, asserted on rows (not logs), its page (behind its own requirement), and the
+//! step-up interstitial.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -10,9 +11,7 @@ const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
 #[tokio::test]
 async fn a_step_up_and_a_salary_view_leave_rows_with_the_acr_and_amr() {
     let app = TestApp::spawn().await;
-    app.login_as("alice").await;
-    let mfa = app.follow(app.get("/employees/1/salary").await).await;
-    let page = app.submit_totp(&mfa, "alice").await;
+    let page = app.login_with_mfa("alice", "/employees/1/salary").await;
     assert_eq!(page.status, StatusCode::OK);
 
     let logins = app.audit_rows("login").await;
@@ -55,7 +54,7 @@ async fn refusals_failures_and_logouts_are_recorded() {
     let alice = TestApp::spawn().await;
     let home = alice.login_as("alice").await;
     alice.idp.set_next_token(json!({"ignore_acr_values": true})).await;
-    let page = alice.follow(alice.get("/employees/1/salary").await).await;
+    let page = alice.open("/employees/1/salary").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(
         page.body.contains("did not complete the extra check"),
@@ -98,7 +97,7 @@ async fn refusals_failures_and_logouts_are_recorded() {
 async fn no_audit_row_no_salary() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
-    let mfa = app.follow(app.get("/employees/1/salary").await).await;
+    let mfa = app.open("/employees/1/salary").await;
     // Make every audit write fail from now on.
     app.db
         .execute_for_tests(
@@ -159,9 +158,7 @@ async fn the_audit_page_needs_hr_and_fresh_mfa_and_filters() {
 #[tokio::test]
 async fn the_audit_page_paginates_newest_first() {
     let app = TestApp::spawn().await;
-    app.login_as("alice").await;
-    let mfa = app.follow(app.get("/audit").await).await;
-    app.submit_totp(&mfa, "alice").await;
+    app.login_with_mfa("alice", "/audit").await;
     for id in 1..=30 {
         assert_eq!(
             app.get(&format!("/employees/{}/salary", id % 15 + 1))

@@ -1,8 +1,10 @@
-//! The real binary, as `cargo run` starts it, logs no password, code, token, cookie or CSRF
-//! token while a user signs in, steps up and reads a salary. Checked on its actual output.
+//! The real binary, as `cargo run` starts it: it logs no password, code, token, cookie or CSRF
+//! token while a user signs in, steps up and reads a salary; and it logs an issuer mismatch
+//! as what it is, with both spellings. Checked on its actual output.
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,47 +17,84 @@ fn free_port() -> std::net::SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-struct Process(Child);
+/// The binary, killed when dropped, with its stdout and stderr in `log`.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `fabrikam <mode>` with `env`, none of the developer's addresses or provider
+    /// settings, and its output in `log`.
+    fn start(mode: &str, env: &[(&str, String)], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fabrikam"));
+        command.arg(mode);
+        for name in [
+            "FABRIKAM_PUBLIC_URL",
+            "IDP_ISSUER_URL",
+            "OIDC_ISSUER_URL",
+            "OIDC_PROVIDER_NAME",
+        ] {
+            command.env_remove(name);
+        }
+        let child = command
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the fabrikam binary starts");
+        Self { child, log }
+    }
+
+    /// Everything it has logged so far, a moment after the last request.
+    async fn log(&self) -> String {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut text = String::new();
+        std::fs::File::open(&self.log)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// GETs `url` until the binary answers (at most 10 s).
+async fn first_answer(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    for _ in 0..100 {
+        if let Ok(res) = client.get(url).send().await {
+            return res;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the binary does not answer {url}");
 }
 
 #[tokio::test]
 async fn the_binary_never_logs_secrets_codes_or_tokens() {
     let (s, data_dir) = TestApp::settings(|_| {});
     let (site, idp) = (free_port(), free_port());
-    let log_path = data_dir.join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fabrikam"))
-        .arg("demo")
-        .env("FABRIKAM_ADDR", site.to_string())
-        .env("IDP_ADDR", idp.to_string())
-        .env("DATABASE_URL", &s.database_url)
-        .env("RUST_LOG", "debug")
-        .env_remove("FABRIKAM_PUBLIC_URL")
-        .env_remove("IDP_ISSUER_URL")
-        .env_remove("OIDC_ISSUER_URL")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the fabrikam binary starts");
-    let _process = Process(child);
+    let process = Process::start(
+        "demo",
+        &[
+            ("FABRIKAM_ADDR", site.to_string()),
+            ("IDP_ADDR", idp.to_string()),
+            ("DATABASE_URL", s.database_url.clone()),
+            ("RUST_LOG", "debug".into()),
+        ],
+        data_dir.join("server.log"),
+    );
     let public = fabrikam::config::url_for(site);
     let app = TestApp::attach(s.clone(), data_dir, site, s.idp_config(idp, &public)).await;
-    let mut up = false;
-    for _ in 0..100 {
-        if app.plain.get(app.url("/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the binary answers /healthz");
+    first_answer(&app.plain, app.url("/healthz").as_str()).await;
 
     // Sign in, step up, read a salary, sign out: every secret the log could catch.
     let mfa = app.login_to("alice", "/employees/1/salary").await;
@@ -63,25 +102,13 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
     assert_eq!(salary.status, StatusCode::OK, "{}", salary.body);
     let session = app.cookie("fabrikam_session").expect("a session cookie");
     let csrf = TestApp::csrf_of(&salary);
-    app.follow(
-        app.post_form(app.url("/logout"), &[("csrf_token".into(), csrf.clone())])
-            .await,
-    )
-    .await;
+    app.follow(app.sign_out_from(&salary).await).await;
     let api = app
-        .plain
-        .get(app.url("/api/employees/1/salary"))
-        .bearer_auth("eyJhbGciOiJub25lIn0.e30.")
-        .send()
+        .call_api("/api/employees/1/salary", Some("eyJhbGciOiJub25lIn0.e30."))
         .await;
-    assert_eq!(api.unwrap().status(), StatusCode::UNAUTHORIZED);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
 
-    let mut text = String::new();
-    std::fs::File::open(&log_path)
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = process.log().await;
     assert!(
         text.contains("path=/callback"),
         "the log is the server's:\n{text}"
@@ -98,4 +125,38 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
     ] {
         assert!(!text.contains(&needle), "{what} appears in the log: {needle}");
     }
+}
+
+#[tokio::test]
+async fn the_binary_logs_an_issuer_mismatch_with_both_spellings() {
+    let issuer = crate::scenarios::provider_with_a_trailing_slash_issuer().await;
+    let (s, data_dir) = TestApp::settings(|_| {});
+    let site = free_port();
+    let process = Process::start(
+        "intranet",
+        &[
+            ("FABRIKAM_ADDR", site.to_string()),
+            ("OIDC_ISSUER_URL", issuer.clone()),
+            ("DATABASE_URL", s.database_url.clone()),
+            ("RUST_LOG", "info".into()),
+        ],
+        data_dir.join("intranet.log"),
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = first_answer(&client, &format!("http://{site}/login")).await;
+    assert_eq!(login.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = process.log().await;
+    drop(process);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(
+        text.contains(&format!("configured={issuer} ")) && text.contains(&format!("discovered={issuer}/")),
+        "the log shows both spellings:\n{text}"
+    );
+    assert!(
+        !text.contains("unavailable"),
+        "and does not call it unavailable:\n{text}"
+    );
 }

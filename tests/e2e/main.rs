@@ -2,7 +2,8 @@
 //! with a cookie-keeping client, as a browser would.
 //!
 //! One test binary with modules (it links once): `support` starts Fabrikam ID alone and acts
-//! as a relying party; `app` starts both servers and acts as a browser on the intranet.
+//! as a relying party; `app` starts both servers and acts as a browser on the intranet, and
+//! `scenarios` adds one helper per user journey; `intranet/` has a file per journey.
 
 mod app;
 mod audit;
@@ -10,5 +11,7 @@ mod idp;
 mod intranet;
 mod logs;
 mod redis;
+mod scenarios;
+mod stepup_example;
 mod support;
 mod tutorial;

@@ -1,6 +1,8 @@
 //! `docs/tutorial.md` must not drift from the code: every source excerpt it marks with
-//! `<!-- excerpt: PATH -->` still appears in PATH, it documents every `STEPUP_PROFILE`, and
-//! every setting it names exists in `src/config.rs`.
+//! `<!-- excerpt: PATH -->` still appears in PATH, the dependencies it gives "your own app"
+//! are the ones that app's source (the crate's example) uses, at the versions this repository
+//! builds with, it documents every `STEPUP_PROFILE`, and every setting it names exists in
+//! `src/config.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -149,6 +151,103 @@ fn every_source_excerpt_in_the_tutorial_still_appears_in_the_file_it_names() {
         failures.is_empty(),
         "update the tutorial's excerpts:\n\n{}",
         failures.join("\n\n")
+    );
+}
+
+/// The ```toml block after `<!-- dependencies of PATH -->`: PATH and the block's lines.
+fn dependency_block(markdown: &str) -> Option<(String, Vec<String>)> {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim().starts_with("<!-- dependencies of "))?;
+    let path = lines[at]
+        .trim()
+        .strip_prefix("<!-- dependencies of ")?
+        .strip_suffix("-->")?
+        .trim()
+        .to_owned();
+    if lines.get(at + 1).map(|l| l.trim()) != Some("```toml") {
+        return None;
+    }
+    let body = lines[at + 2..]
+        .iter()
+        .take_while(|l| l.trim() != "```")
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    Some((path, body))
+}
+
+#[test]
+fn the_own_app_section_lists_every_crate_its_source_uses_at_this_repositorys_versions() {
+    let tutorial = read(TUTORIAL);
+    let (source_path, deps) = dependency_block(&tutorial)
+        .unwrap_or_else(|| panic!("{TUTORIAL} has no `<!-- dependencies of PATH -->` + ```toml block"));
+    let manifests = [read("Cargo.toml"), read("crates/actix-web-stepup/Cargo.toml")];
+    let mut named = Vec::new();
+    for line in &deps {
+        let name = line.split('=').next().unwrap_or_default().trim().to_owned();
+        if name == "actix-web-stepup" {
+            assert!(
+                line.contains("path = \"../fabrikam/crates/actix-web-stepup\""),
+                "the crate comes from the clone: {line}"
+            );
+        } else {
+            assert!(
+                manifests.iter().any(|m| m.lines().any(|l| l.trim() == line)),
+                "{TUTORIAL}: `{line}` is not how this repository's manifests declare {name}"
+            );
+        }
+        named.push(name.replace('-', "_"));
+    }
+    // Every crate the program names must be a dependency: the root of each `use` line, and
+    // the first segment of any other path that is not a name a `use` line brought in.
+    let source = read(&source_path);
+    let words = |line: &str| -> Vec<String> {
+        line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (uses, code): (Vec<&str>, Vec<&str>) = source
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .partition(|l| l.trim_start().starts_with("use "));
+    let mut roots: Vec<String> = Vec::new();
+    let mut imported: Vec<String> = Vec::new();
+    for line in &uses {
+        let mut w = words(line.trim_start().trim_start_matches("use "));
+        if w.is_empty() {
+            continue;
+        }
+        let root = w.remove(0);
+        roots.push(root.split("::").next().unwrap_or_default().to_owned());
+        for word in w {
+            imported.extend(word.split("::").map(str::to_owned));
+        }
+    }
+    for line in &code {
+        for word in words(line) {
+            if let Some((first, _)) = word.split_once("::")
+                && !imported.iter().any(|i| i == first)
+            {
+                roots.push(first.to_owned());
+            }
+        }
+    }
+    let mut used: Vec<String> = Vec::new();
+    for root in roots {
+        let is_crate = root.starts_with(|c: char| c.is_ascii_lowercase())
+            && !["std", "core", "alloc", "self", "super", "crate"].contains(&root.as_str());
+        if is_crate && !used.contains(&root) {
+            used.push(root);
+        }
+    }
+    assert!(used.len() >= 4, "the scan finds the program's crates: {used:?}");
+    let missing: Vec<&String> = used.iter().filter(|u| !named.contains(u)).collect();
+    assert!(
+        missing.is_empty(),
+        "{source_path} uses {missing:?}, which the tutorial's dependency list lacks"
     );
 }
 

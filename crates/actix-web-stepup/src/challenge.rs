@@ -1,0 +1,656 @@
+//! RFC 9470 both ways: building the `WWW-Authenticate` challenge an API answers a weak token
+//! with, and reading the step-up a downstream API's challenge asks for. The parser follows
+//! the auth-param grammar of RFC 9110 §11 (formerly RFC 7235 §2), quoted strings included.
+
+use std::fmt;
+
+use crate::requirement::StepUpRequest;
+
+/// The `error` of an RFC 9470 §3 challenge.
+///
+/// ```
+/// use actix_web_stepup::{Challenge, INSUFFICIENT_USER_AUTHENTICATION};
+///
+/// let c = &Challenge::parse_all(r#"Bearer error="insufficient_user_authentication""#).unwrap()[0];
+/// assert_eq!(c.param("error"), Some(INSUFFICIENT_USER_AUTHENTICATION));
+/// ```
+pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";
+
+/// One challenge of a `WWW-Authenticate` header: a scheme and either a `token68` or
+/// name=value parameters (RFC 9110 §11.2–11.3). Its `Display` is the header syntax: integer
+/// values bare, every other value a quoted string.
+///
+/// ```
+/// use actix_web_stepup::Challenge;
+///
+/// let c = Challenge::new("Bearer")
+///     .with_param("error", "insufficient_user_authentication")
+///     .with_param("max_age", "600");
+/// assert_eq!(c.to_string(), r#"Bearer error="insufficient_user_authentication", max_age=600"#);
+/// assert_eq!(c.param("MAX_AGE"), Some("600"), "parameter names are case-insensitive");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The authentication scheme, e.g. `Bearer` (compared case-insensitively).
+    pub scheme: String,
+    /// A `token68` in place of parameters (e.g. `Negotiate abc==`).
+    pub token68: Option<String>,
+    /// The parameters in order, values unquoted.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// A challenge of `scheme` with no parameters.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// assert_eq!(Challenge::new("Bearer").to_string(), "Bearer");
+    /// ```
+    pub fn new(scheme: impl Into<String>) -> Self {
+        Self {
+            scheme: scheme.into(),
+            token68: None,
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter. Its value is written as a quoted string unless it is an integer;
+    /// control characters are dropped, since a header cannot carry them.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// let c = Challenge::new("Bearer").with_param("error_description", r#"say "hi""#);
+    /// assert_eq!(c.to_string(), r#"Bearer error_description="say \"hi\"""#);
+    /// ```
+    #[must_use]
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// The value of parameter `name` (case-insensitive), if present.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// let c = &Challenge::parse_all(r#"Bearer realm="api""#).unwrap()[0];
+    /// assert_eq!(c.param("Realm"), Some("api"));
+    /// assert_eq!(c.param("error"), None);
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Parses a `WWW-Authenticate` field value into its challenges (RFC 9110 §11.6.1:
+    /// `#challenge`). Scheme and parameter names keep their spelling (compare them
+    /// case-insensitively); quoted values are unescaped. Linear in the input; never panics.
+    ///
+    /// # Errors
+    ///
+    /// [`ChallengeError::Syntax`] with the byte position where the grammar breaks, or
+    /// [`ChallengeError::DuplicateParam`] when a challenge repeats a parameter (§11.2: each
+    /// name MUST occur once).
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// let all = Challenge::parse_all(
+    ///     r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#,
+    /// )
+    /// .unwrap();
+    /// assert_eq!(all.len(), 2);
+    /// assert_eq!(all[0].param("title"), Some(r#"Login to "apps""#));
+    /// assert_eq!(all[1].scheme, "Basic");
+    /// assert!(Challenge::parse_all(r#"Bearer error="unterminated"#).is_err());
+    /// ```
+    pub fn parse_all(header: &str) -> Result<Vec<Challenge>, ChallengeError> {
+        Parser {
+            s: header.as_bytes(),
+            pos: 0,
+        }
+        .challenges()
+    }
+}
+
+/// The challenge in header syntax: `scheme token68` or `scheme name=value, name="quoted"`.
+impl fmt::Display for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.scheme)?;
+        if let Some(token68) = &self.token68 {
+            return write!(f, " {token68}");
+        }
+        for (i, (name, value)) in self.params.iter().enumerate() {
+            f.write_str(if i == 0 { " " } else { ", " })?;
+            write!(f, "{name}=")?;
+            // Integers (`max_age=600`) bare, everything else quoted, as RFC 6750 §3 and
+            // RFC 9470 §3 write their examples: strict clients compare that spelling.
+            if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                f.write_str(value)?;
+            } else {
+                f.write_str("\"")?;
+                for c in value.chars().filter(|c| *c == '\t' || !c.is_control()) {
+                    if c == '"' || c == '\\' {
+                        f.write_str("\\")?;
+                    }
+                    write!(f, "{c}")?;
+                }
+                f.write_str("\"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StepUpRequest {
+    /// The RFC 9470 §3 challenge asking for this step-up:
+    /// `Bearer error="insufficient_user_authentication", error_description="…",
+    /// acr_values="…", max_age=N`. Add further parameters (a `realm`, Entra's `claims`) with
+    /// [`Challenge::with_param`]; send it in `WWW-Authenticate` with status 401.
+    ///
+    /// ```
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let request = StepUpRequest {
+    ///     acr_values: vec!["urn:example:mfa".into(), "urn:example:hwk".into()],
+    ///     max_age: Some(300),
+    ///     auth_context: None,
+    /// };
+    /// assert_eq!(
+    ///     request.challenge(Some("a multi-factor authentication is required")).to_string(),
+    ///     "Bearer error=\"insufficient_user_authentication\", \
+    ///      error_description=\"a multi-factor authentication is required\", \
+    ///      acr_values=\"urn:example:mfa urn:example:hwk\", max_age=300"
+    /// );
+    /// ```
+    pub fn challenge(&self, description: Option<&str>) -> Challenge {
+        let mut c = Challenge::new("Bearer").with_param("error", INSUFFICIENT_USER_AUTHENTICATION);
+        if let Some(description) = description {
+            c = c.with_param("error_description", description);
+        }
+        if !self.acr_values.is_empty() {
+            c = c.with_param("acr_values", self.acr_values.join(" "));
+        }
+        if let Some(max_age) = self.max_age {
+            c = c.with_param("max_age", max_age.to_string());
+        }
+        c
+    }
+
+    /// Reads the step-up an RFC 9470 challenge asks for: `Some` for a `Bearer` challenge with
+    /// `error="insufficient_user_authentication"` (its `acr_values` split at spaces, its
+    /// `max_age` as seconds), `None` for any other challenge.
+    ///
+    /// # Errors
+    ///
+    /// [`ChallengeError::InvalidMaxAge`] when `max_age` is not a non-negative integer.
+    ///
+    /// ```
+    /// use actix_web_stepup::{Challenge, StepUpRequest};
+    ///
+    /// let c = &Challenge::parse_all(r#"Bearer error="insufficient_user_authentication", max_age=5"#).unwrap()[0];
+    /// let request = StepUpRequest::from_challenge(c).unwrap().unwrap();
+    /// assert_eq!(request.max_age, Some(5));
+    /// assert!(request.acr_values.is_empty());
+    /// let other = &Challenge::parse_all(r#"Bearer error="invalid_token""#).unwrap()[0];
+    /// assert_eq!(StepUpRequest::from_challenge(other), Ok(None));
+    /// ```
+    pub fn from_challenge(challenge: &Challenge) -> Result<Option<StepUpRequest>, ChallengeError> {
+        let is_step_up = challenge.scheme.eq_ignore_ascii_case("Bearer")
+            && challenge.param("error") == Some(INSUFFICIENT_USER_AUTHENTICATION);
+        if !is_step_up {
+            return Ok(None);
+        }
+        let max_age = match challenge.param("max_age") {
+            None => None,
+            Some(v) => {
+                let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+                Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|_| digits)
+                        .ok_or_else(|| ChallengeError::InvalidMaxAge(v.to_owned()))?,
+                )
+            }
+        };
+        let acr_values = challenge
+            .param("acr_values")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Some(StepUpRequest {
+            acr_values,
+            max_age,
+            auth_context: None,
+        }))
+    }
+
+    /// Reads the step-up a `WWW-Authenticate` field value asks for (the first RFC 9470
+    /// challenge in it), as a client of an API does on a `401`: then start a new
+    /// authorization request with these `acr_values` and `max_age`, and retry with the new
+    /// token.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ChallengeError`] of [`Challenge::parse_all`] or
+    /// [`StepUpRequest::from_challenge`].
+    ///
+    /// ```
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let header = r#"Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:example:mfa", max_age=600"#;
+    /// let request = StepUpRequest::from_www_authenticate(header).unwrap().unwrap();
+    /// assert_eq!(request.acr_values, ["urn:example:mfa"]);
+    /// assert_eq!(request.max_age, Some(600));
+    /// assert_eq!(StepUpRequest::from_www_authenticate("Bearer").unwrap(), None);
+    /// assert!(StepUpRequest::from_www_authenticate("Bearer error=\"insufficient_user_authentication\", max_age=-1").is_err());
+    /// ```
+    pub fn from_www_authenticate(header: &str) -> Result<Option<StepUpRequest>, ChallengeError> {
+        for challenge in Challenge::parse_all(header)? {
+            if let Some(request) = Self::from_challenge(&challenge)? {
+                return Ok(Some(request));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Why a `WWW-Authenticate` value could not be read.
+///
+/// ```
+/// use actix_web_stepup::{Challenge, ChallengeError};
+///
+/// let err = Challenge::parse_all("Bearer a=1, a=2").unwrap_err();
+/// assert_eq!(err, ChallengeError::DuplicateParam("a".into()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    /// The grammar breaks at byte `position`, where `expected` was expected.
+    Syntax {
+        /// Byte offset into the field value.
+        position: usize,
+        /// What the grammar needed there.
+        expected: &'static str,
+    },
+    /// A parameter occurs twice in one challenge.
+    DuplicateParam(String),
+    /// `max_age` is not a non-negative integer that fits 64 bits.
+    InvalidMaxAge(String),
+}
+
+impl fmt::Display for ChallengeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChallengeError::Syntax { position, expected } => {
+                write!(f, "malformed challenge at byte {position}: expected {expected}")
+            }
+            ChallengeError::DuplicateParam(name) => write!(f, "parameter {name:?} occurs twice"),
+            ChallengeError::InvalidMaxAge(v) => write!(f, "max_age {v:?} is not a non-negative integer"),
+        }
+    }
+}
+
+impl std::error::Error for ChallengeError {}
+
+/// RFC 9110 §5.6.2: `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 9110 §11.2: the characters of `token68` before its trailing `=`s.
+fn is_token68_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+}
+
+/// A recursive-descent parser over bytes. Every slice it takes ends at an ASCII byte, so it
+/// never splits a UTF-8 character.
+struct Parser<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    fn error(&self, expected: &'static str) -> ChallengeError {
+        ChallengeError::Syntax {
+            position: self.pos,
+            expected,
+        }
+    }
+
+    /// OWS / BWS: `*( SP / HTAB )`. Returns whether any was skipped.
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    /// Skips whitespace and empty list elements (RFC 9110 §5.6.1 lets a recipient accept
+    /// them).
+    fn skip_list_separators(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
+            self.pos += 1;
+        }
+    }
+
+    fn token(&mut self) -> Option<String> {
+        let start = self.pos;
+        while self.peek().is_some_and(is_tchar) {
+            self.pos += 1;
+        }
+        (self.pos > start).then(|| String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
+    }
+
+    fn challenges(mut self) -> Result<Vec<Challenge>, ChallengeError> {
+        let mut out = Vec::new();
+        loop {
+            self.skip_list_separators();
+            if self.at_end() {
+                return Ok(out);
+            }
+            out.push(self.challenge()?);
+        }
+    }
+
+    /// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, leaving the position at the end
+    /// or at the comma before the next challenge.
+    fn challenge(&mut self) -> Result<Challenge, ChallengeError> {
+        let scheme = self.token().ok_or_else(|| self.error("an auth-scheme"))?;
+        let mut challenge = Challenge::new(scheme);
+        // Lower-cased names seen so far: a duplicate check that stays linear.
+        let mut seen = std::collections::HashSet::new();
+        let spaced = self.skip_ws();
+        if self.at_end() || self.peek() == Some(b',') {
+            return Ok(challenge);
+        }
+        if !spaced {
+            return Err(self.error("a space after the auth-scheme"));
+        }
+        if let Some(token68) = self.token68() {
+            challenge.token68 = Some(token68);
+            return Ok(challenge);
+        }
+        loop {
+            let (name, value) = self.auth_param()?;
+            if !seen.insert(name.to_ascii_lowercase()) {
+                return Err(ChallengeError::DuplicateParam(name));
+            }
+            challenge.params.push((name, value));
+            self.skip_ws();
+            if self.at_end() {
+                return Ok(challenge);
+            }
+            if self.peek() != Some(b',') {
+                return Err(self.error("a comma or the end"));
+            }
+            // After the comma: another parameter of this challenge (`token BWS "="`), or the
+            // next challenge, which is left for the caller.
+            let comma = self.pos;
+            self.skip_list_separators();
+            if self.at_end() {
+                return Ok(challenge);
+            }
+            let next = self.pos;
+            let is_param = self.token().is_some() && {
+                self.skip_ws();
+                self.peek() == Some(b'=')
+            };
+            self.pos = if is_param { next } else { comma };
+            if !is_param {
+                return Ok(challenge);
+            }
+        }
+    }
+
+    /// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, only when it
+    /// is the whole rest of the challenge (else this is an auth-param list).
+    fn token68(&mut self) -> Option<String> {
+        let start = self.pos;
+        while self.peek().is_some_and(is_token68_char) {
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return None;
+        }
+        while self.peek() == Some(b'=') {
+            self.pos += 1;
+        }
+        let end = self.pos;
+        self.skip_ws();
+        if self.at_end() || self.peek() == Some(b',') {
+            Some(String::from_utf8_lossy(&self.s[start..end]).into_owned())
+        } else {
+            self.pos = start;
+            None
+        }
+    }
+
+    /// `auth-param = token BWS "=" BWS ( token / quoted-string )`.
+    fn auth_param(&mut self) -> Result<(String, String), ChallengeError> {
+        let name = self.token().ok_or_else(|| self.error("a parameter name"))?;
+        self.skip_ws();
+        if self.peek() != Some(b'=') {
+            return Err(self.error("\"=\""));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        let value = if self.peek() == Some(b'"') {
+            self.quoted_string()?
+        } else {
+            self.token()
+                .ok_or_else(|| self.error("a token or a quoted string"))?
+        };
+        Ok((name, value))
+    }
+
+    /// `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE` (RFC 9110 §5.6.4).
+    fn quoted_string(&mut self) -> Result<String, ChallengeError> {
+        self.pos += 1; // the opening quote
+        let mut value = Vec::new();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.error("a closing quote"));
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    // Only ASCII backslashes were removed from valid UTF-8: still valid.
+                    return Ok(String::from_utf8(value)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(escaped) if escaped == b'\t' || escaped >= 0x20 && escaped != 0x7f => {
+                            value.push(escaped);
+                            self.pos += 1;
+                        }
+                        _ => return Err(self.error("a character after the backslash")),
+                    }
+                }
+                b'\t' => {
+                    value.push(b);
+                    self.pos += 1;
+                }
+                0x00..=0x1f | 0x7f => return Err(self.error("no control character")),
+                _ => {
+                    value.push(b);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Vec<Challenge> {
+        Challenge::parse_all(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    #[test]
+    fn the_grammar_table() {
+        let cases: Vec<(&str, Vec<Challenge>)> = vec![
+            ("Bearer", vec![Challenge::new("Bearer")]),
+            ("  bearer  ", vec![Challenge::new("bearer")]),
+            (
+                "Bearer realm=api",
+                vec![Challenge::new("Bearer").with_param("realm", "api")],
+            ),
+            (
+                "Bearer realm = \"a b\" ,error=x",
+                vec![
+                    Challenge::new("Bearer")
+                        .with_param("realm", "a b")
+                        .with_param("error", "x"),
+                ],
+            ),
+            (
+                r#"Bearer d="q\"uote\\back\slash""#,
+                vec![Challenge::new("Bearer").with_param("d", r#"q"uote\backslash"#)],
+            ),
+            (
+                "Negotiate abc+/==, Basic realm=x",
+                vec![
+                    Challenge {
+                        scheme: "Negotiate".into(),
+                        token68: Some("abc+/==".into()),
+                        params: vec![],
+                    },
+                    Challenge::new("Basic").with_param("realm", "x"),
+                ],
+            ),
+            (
+                "Basic, Bearer",
+                vec![Challenge::new("Basic"), Challenge::new("Bearer")],
+            ),
+            (
+                ", ,Bearer a=1,, b=2 ,",
+                vec![Challenge::new("Bearer").with_param("a", "1").with_param("b", "2")],
+            ),
+            (
+                "Bearer a=\"\", b=\"é ü\"",
+                vec![
+                    Challenge::new("Bearer")
+                        .with_param("a", "")
+                        .with_param("b", "é ü"),
+                ],
+            ),
+            ("", vec![]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_errors_not_panics() {
+        for bad in [
+            "=",
+            "Bearer a=\"x",
+            "Bearer a=\"x\\",
+            "Bearer a=\"x\u{1}\"",
+            "Bearer a=b c=d",
+            "Bearer \"x\"",
+            "Bearer=",
+            "Bearer a=1, A=2",
+            "\"Bearer\"",
+            "Bearer\u{7f}",
+        ] {
+            assert!(Challenge::parse_all(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn rfc_9470_challenges_round_trip() {
+        let request = StepUpRequest {
+            acr_values: vec!["myACR".into(), "urn:x:y".into()],
+            max_age: Some(5),
+            auth_context: None,
+        };
+        let header = request.challenge(Some("A \"weak\" login")).to_string();
+        assert_eq!(StepUpRequest::from_www_authenticate(&header), Ok(Some(request)));
+        // RFC 9470 §3's own example.
+        let example = r#"Bearer error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="myACR""#;
+        let parsed = StepUpRequest::from_www_authenticate(example).unwrap().unwrap();
+        assert_eq!(parsed.acr_values, ["myACR"]);
+        assert_eq!(parsed.max_age, None);
+        for bad_max_age in ["-1", "1.5", "99999999999999999999", "\"\"", "+3"] {
+            let h = format!("Bearer error=insufficient_user_authentication, max_age={bad_max_age}");
+            assert!(
+                StepUpRequest::from_www_authenticate(&h).is_err(),
+                "max_age={bad_max_age}"
+            );
+        }
+        assert_eq!(
+            StepUpRequest::from_www_authenticate(r#"Bearer error="invalid_token""#),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_header() {
+        let c = Challenge::new("Bearer").with_param("error_description", "line\r\nInjected: yes");
+        assert_eq!(c.to_string(), "Bearer error_description=\"lineInjected: yes\"");
+    }
+
+    /// xorshift64*: deterministic pseudo-random input without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn hostile_input_never_panics_and_what_parses_round_trips() {
+        let alphabet: Vec<char> = "Bb e=\",\\\t aZ09-.~+/=é\u{1}\u{7f}\u{ffff}".chars().collect();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let len = (rng.next() % 40) as usize;
+            let input: String = (0..len)
+                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                .collect();
+            let Ok(challenges) = Challenge::parse_all(&input) else {
+                continue;
+            };
+            parsed += 1;
+            let written = challenges
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            assert_eq!(
+                Challenge::parse_all(&written).as_ref(),
+                Ok(&challenges),
+                "{input:?} → {written:?}"
+            );
+            let _ = StepUpRequest::from_www_authenticate(&input);
+        }
+        assert!(parsed > 100, "the generator exercises valid input too ({parsed})");
+        // Deep and long input: linear, no recursion.
+        let long = format!("Bearer {}", "x".repeat(1_000_000));
+        assert_eq!(parse(&long)[0].token68.as_ref().map(String::len), Some(1_000_000));
+        let many: String = (0..10_000).map(|i| format!("p{i}=\"v\", ")).collect();
+        assert_eq!(parse(&format!("Bearer {many}"))[0].params.len(), 10_000);
+    }
+}

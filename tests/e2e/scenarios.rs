@@ -1,0 +1,131 @@
+//! Scenario helpers on `TestApp`: one method per user journey (open a page and land where the
+//! browser lands, step up with a code, get an access token, call the API, sign out), so tests
+//! say what happens instead of repeating the OIDC dance.
+
+use std::net::TcpListener;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::app::{TestApp, Visit};
+
+/// What the API answered: status, `WWW-Authenticate` (if any) and the JSON body.
+#[derive(Debug)]
+pub struct ApiAnswer {
+    pub status: StatusCode,
+    pub challenge: Option<String>,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Opens `path` and follows every redirect: the page the browser ends on (for a page that
+    /// steps up, the provider's second-factor page).
+    pub async fn open(&self, path: &str) -> Visit {
+        self.follow(self.get(path).await).await
+    }
+
+    /// Opens `path`, which sends a signed-in `user` to step up, and answers the provider's
+    /// second-factor page with the user's current code: the page the browser ends on.
+    pub async fn step_up_with_totp(&self, user: &str, path: &str) -> Visit {
+        let mfa = self.open(path).await;
+        self.submit_totp(&mfa, user).await
+    }
+
+    /// Signs in as `user` with the password, then steps up on `path` with the code.
+    pub async fn login_with_mfa(&self, user: &str, path: &str) -> Visit {
+        self.login_as(user).await;
+        self.step_up_with_totp(user, path).await
+    }
+
+    /// Posts the logout form of `page` (its CSRF token), without following the redirect.
+    pub async fn sign_out_from(&self, page: &Visit) -> Visit {
+        let csrf = TestApp::csrf_of(page);
+        self.post_form(self.url("/logout"), &[("csrf_token".into(), csrf)])
+            .await
+    }
+
+    /// Runs a password login up to the provider's redirect to our callback, not following it.
+    pub async fn callback_url(&self, user: &str) -> Url {
+        let page = self.open("/login").await;
+        let answer = self
+            .submit_no_follow(
+                &page,
+                &[("username", user), ("password", &format!("{user}-password"))],
+            )
+            .await;
+        let location = answer.location().expect("the OP redirects back");
+        assert_eq!(location.path(), "/callback");
+        location
+    }
+
+    /// An access token for `user` from Fabrikam ID, with a second factor when `mfa`, obtained
+    /// as a client would (authorize as the intranet's client, sign in, redeem the code).
+    pub async fn access_token(&self, user: &str, mfa: bool) -> String {
+        let browser = self.idp.browser();
+        let (_, tokens) = if mfa {
+            self.idp.step_up(&browser, user, 0, &[]).await
+        } else {
+            self.idp.login(&browser, user, &[]).await
+        };
+        tokens.access_token
+    }
+
+    /// `GET path` on the intranet with `Authorization: Bearer <token>` (or none).
+    pub async fn call_api(&self, path: &str, token: Option<&str>) -> ApiAnswer {
+        let mut request = self.plain.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let res = request.send().await.expect("the API answers");
+        let status = res.status();
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("an ASCII challenge").to_owned());
+        let body = res.json().await.unwrap_or(Value::Null);
+        ApiAnswer {
+            status,
+            challenge,
+            body,
+        }
+    }
+}
+
+/// A provider that serves only its discovery document (and an empty JWKS), naming its issuer
+/// `<base>/`: with the trailing slash, as Auth0 spells it. Returns `<base>` without it.
+pub async fn provider_with_a_trailing_slash_issuer() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let document = json!({
+        "issuer": format!("{base}/"),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let server = HttpServer::new(move || {
+        let document = document.clone();
+        App::new()
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(move || {
+                    let document = document.clone();
+                    async move { HttpResponse::Ok().json(document) }
+                }),
+            )
+            .route(
+                "/jwks",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"keys": []})) }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    base
+}
