@@ -26,11 +26,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Idp => {
             let listener = bind(s.idp_addr, "Fabrikam ID")?;
             let public = s.intranet_public_url(s.fabrikam_addr);
-            let config = s.idp_config(listener.local_addr()?, &public);
+            let config = idp::IdpConfig::from_settings(&s, listener.local_addr()?, &public)?;
+            let clients: Vec<&str> = config.clients.iter().map(|c| c.client_id.as_str()).collect();
             println!(
-                "Fabrikam ID: {}  (client {} → {public})",
+                "Fabrikam ID: {}  (clients: {}; users: {})",
                 issuer_id(&config.issuer),
-                s.oidc_client_id
+                clients.join(", "),
+                config.users.len()
             );
             idp::build(config, listener).await?.await?;
             Ok(())

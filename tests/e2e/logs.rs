@@ -46,7 +46,8 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
         .expect("the fabrikam binary starts");
     let _process = Process(child);
     let public = fabrikam::config::url_for(site);
-    let app = TestApp::attach(s.clone(), data_dir, site, s.idp_config(idp, &public)).await;
+    let idp_config = fabrikam::idp::IdpConfig::from_settings(&s, idp, &public).unwrap();
+    let app = TestApp::attach(s.clone(), data_dir, site, idp_config).await;
     let mut up = false;
     for _ in 0..100 {
         if app.plain.get(app.url("/healthz")).send().await.is_ok() {
