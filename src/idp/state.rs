@@ -174,6 +174,10 @@ impl Idp {
         if config.users.is_empty() {
             tracing::warn!("no users are configured: nobody can sign in until test control adds some");
         }
+        // The passwords are hashed before the keys are made: a generated RSA key starts on a
+        // background thread, which should not compete with argon2 for the cores at start.
+        let directory = Directory::new(&config.users)?;
+        let keys = Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?);
         Ok(Self {
             issuer: crate::config::issuer_id(&config.issuer),
             issuer_url: config.issuer.clone(),
@@ -184,8 +188,8 @@ impl Idp {
             api_audience: config.api_audience.clone(),
             secure_cookies: config.issuer.scheme() == "https",
             clock: Clock::default(),
-            keys: Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?),
-            directory: Directory::new(&config.users)?,
+            keys,
+            directory,
             codes: Mutex::default(),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
             password_checks: Arc::new(Semaphore::new(password_check_limit())),
