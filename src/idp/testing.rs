@@ -423,3 +423,8 @@ impl TestProvider {
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// docs/testing.md, whose Rust example is compiled with the doctests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/testing.md")]
+pub struct TestingGuide;

@@ -12,4 +12,5 @@ mod sdk;
 mod signing;
 mod test_control;
 mod test_provider;
+mod testing_doc;
 mod token;
