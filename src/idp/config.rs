@@ -509,7 +509,22 @@ impl IdpConfig {
         Ok(config)
     }
 
-    /// Checks every client and user, and that ids and user names are unique.
+    /// Checks every client and user, and that ids and user names are unique; the error names
+    /// the entry and the field. [`super::build`] calls it before anything starts.
+    ///
+    /// ```
+    /// use fabrikam::idp::{ClientRegistration, IdpConfig, UserSpec};
+    /// use url::Url;
+    ///
+    /// let app = ClientRegistration::confidential("app", "secret", ["http://127.0.0.1:3000/cb"]);
+    /// let mut config = IdpConfig::demo(Url::parse("http://127.0.0.1:9090").unwrap(), app);
+    /// assert!(config.validate().is_ok());
+    ///
+    /// config.users.push(UserSpec::new("dave", "pw").with_email("not an address"));
+    /// let error = config.validate().unwrap_err();
+    /// assert_eq!(error.entry, r#"users[3] (username "dave")"#);
+    /// assert_eq!(error.field, "email");
+    /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let origin = self.origin.clone().unwrap_or_else(|| "the configuration".into());
         let error = |entry: String, (field, problem): (String, String)| ConfigError {
@@ -593,7 +608,28 @@ impl ConfigFile {
         Self::parse(&text, &origin)
     }
 
-    /// Parses TOML `text`; `origin` names it in errors.
+    /// Parses TOML `text`; `origin` names it in errors. Parsing checks the shape (unknown or
+    /// missing fields, types); [`IdpConfig::validate`] checks the values.
+    ///
+    /// ```
+    /// use fabrikam::idp::ConfigFile;
+    ///
+    /// let file = ConfigFile::parse(
+    ///     r#"
+    /// [[clients]]
+    /// client_id = "app"
+    /// client_secret = "app-secret"
+    /// redirect_uris = ["http://127.0.0.1:3000/callback"]
+    /// "#,
+    ///     "inline",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(file.clients[0].client_id, "app");
+    ///
+    /// let bad = ConfigFile::parse("[[clients]]\nclient_id = \"b\"\ncolour = 1\n", "my.toml").unwrap_err();
+    /// assert_eq!((bad.entry.as_str(), bad.field.as_str()), ("clients[0]", "colour"));
+    /// assert!(bad.to_string().starts_with("my.toml:3:1: clients[0]: colour: unknown field"));
+    /// ```
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
             let (entry, position, key) = match e.span() {

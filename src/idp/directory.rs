@@ -6,7 +6,7 @@
 //! Times are Unix seconds of the real clock ([`super::clock::Clock::real`]), passed in by the
 //! caller: TOTP codes and throttles follow the wall clock, never the test-control offset.
 //!
-//! Password guesses are throttled per user name, known or not ([`PasswordThrottle`], OWASP
+//! Password guesses are throttled per user name, known or not (`PasswordThrottle`, OWASP
 //! Authentication cheat sheet, "Protect against automated attacks"): after
 //! [`MAX_PASSWORD_FAILURES`] consecutive failures each further failure delays the next attempt
 //! for that name, 30 s doubling up to 15 min, and attempts inside the delay are refused
@@ -318,7 +318,7 @@ pub struct UserView {
 
 /// A change to a user: every field is optional; `totp_secret: null` removes the second
 /// factor (the user enrols a new one at their next step-up), a claim set to `null` is removed.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +341,23 @@ pub struct UserPatch {
         deserialize_with = "present"
     )]
     pub totp_secret: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field(
+                "totp_secret",
+                &self
+                    .totp_secret
+                    .as_ref()
+                    .map(|s| s.as_ref().map(|_| "[REDACTED]")),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Directory {

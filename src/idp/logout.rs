@@ -86,6 +86,8 @@ pub async fn get(
     idp: web::Data<Idp>,
     session: IdpSession,
 ) -> Result<HttpResponse, PageError> {
+    // A hint may be RS256: do not block a worker on the RSA key still being generated.
+    idp.keys.ready().await?;
     let parsed = (req.query_string().len() <= super::authorize::MAX_QUERY_LEN)
         .then(|| web::Query::<LogoutParams>::from_query(req.query_string()).ok())
         .flatten()
@@ -107,6 +109,7 @@ pub async fn post(
     session: IdpSession,
     form: Result<web::Form<LogoutParams>, actix_web::Error>,
 ) -> Result<HttpResponse, PageError> {
+    idp.keys.ready().await?;
     let Ok(form) = form else {
         return request(&idp, &session, unreadable(), StatusCode::SEE_OTHER);
     };

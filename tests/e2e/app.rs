@@ -115,6 +115,7 @@ impl TestApp {
         s.fabrikam_public_url = None;
         s.oidc_issuer_url = None;
         s.idp_issuer_url = None;
+        s.idp_config = None;
         s.session_secret = None;
         s.test_control = true;
         let data_dir = std::env::temp_dir().join(format!("fabrikam-e2e-{}", fabrikam::web::random_token(9)));

@@ -38,6 +38,7 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
         .env("RUST_LOG", "debug")
         .env_remove("FABRIKAM_PUBLIC_URL")
         .env_remove("IDP_ISSUER_URL")
+        .env_remove("IDP_CONFIG")
         .env_remove("OIDC_ISSUER_URL")
         .stdout(log.try_clone().unwrap())
         .stderr(log)

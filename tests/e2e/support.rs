@@ -102,6 +102,16 @@ impl TestIdp {
         TestIdp::from_provider(Arc::new(provider), &client_id)
     }
 
+    /// Starts Fabrikam ID with `config` on `listener` (its first client is the one the
+    /// helpers act as).
+    pub async fn spawn(config: IdpConfig, listener: std::net::TcpListener) -> TestIdp {
+        let server = fabrikam::idp::build(config.clone(), listener)
+            .await
+            .expect("Fabrikam ID builds");
+        tokio::spawn(server);
+        TestIdp::new(config)
+    }
+
     /// Helpers for a Fabrikam ID already running with `config`, acting as its first client.
     pub fn new(config: IdpConfig) -> TestIdp {
         let client_id = config.clients[0].client_id.clone();
