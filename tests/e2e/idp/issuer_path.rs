@@ -136,3 +136,30 @@ async fn a_sign_in_with_step_up_and_sign_out_stay_under_the_path() {
         ["/realms/fabrikam/static/idp.css"]
     );
 }
+
+#[tokio::test]
+async fn the_intranet_signs_in_and_steps_up_against_a_provider_whose_issuer_has_a_path() {
+    use crate::app::TestApp;
+    let intranet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let provider = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let intranet_addr = intranet.local_addr().unwrap();
+    let mut issuer = fabrikam::config::url_for(provider.local_addr().unwrap());
+    issuer.set_path("/realms/fabrikam");
+    let (s, data_dir) = TestApp::settings(|s| s.idp_issuer_url = Some(issuer.clone()));
+    let demo = fabrikam::startup::demo(&s, intranet, provider).await.unwrap();
+    assert_eq!(demo.issuer, issuer.as_str());
+    tokio::spawn(demo.idp);
+    tokio::spawn(demo.intranet);
+    let app = TestApp::attach(s, data_dir, intranet_addr, demo.idp_config).await;
+    let start = app.get("/login?return_to=/employees/1/salary").await;
+    let location = start.location().expect("a redirect to the provider");
+    assert!(
+        location.as_str().starts_with(&format!("{issuer}/authorize?")),
+        "{location}"
+    );
+    let mfa = app.login_to("alice", "/employees/1/salary").await;
+    assert_eq!(mfa.url.path(), "/realms/fabrikam/mfa");
+    let salary = app.submit_totp(&mfa, "alice").await;
+    assert_eq!(salary.url.path(), "/employees/1/salary");
+    assert!(salary.body.contains("104,000 EUR"), "{}", salary.body);
+}
