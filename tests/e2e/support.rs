@@ -695,6 +695,57 @@ impl TestIdp {
         (flow, tokens)
     }
 
+    /// A step-up in `browser`, which is signed in already: the OP must ask only the second
+    /// factor (`/mfa`), which gets `code`; the code from the callback is redeemed.
+    pub async fn sso_step_up(&self, browser: &Browser, code: &str, extra: &[(&str, &str)]) -> (Flow, Tokens) {
+        let flow = Flow::new();
+        let mut params = vec![("acr_values", ACR_MFA)];
+        params.extend_from_slice(extra);
+        let mfa = browser.authorize(self, &flow, &params).await.expect_page("/mfa");
+        let tokens = self.finish_with_code(browser, &mfa, &flow, code).await;
+        (flow, tokens)
+    }
+
+    /// Enters `code` on the second-factor or enrolment `page` of `flow`, expects the answer
+    /// at the client's callback, and redeems it.
+    pub async fn finish_with_code(&self, browser: &Browser, page: &Page, flow: &Flow, code: &str) -> Tokens {
+        let callback = browser.submit_code(page, code, false).await.callback();
+        assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+        self.redeem(&callback.code(), flow).await
+    }
+
+    /// `GET path` under the issuer, which must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .api
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET reaches the OP");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// `GET /userinfo` with `access_token` as the bearer token; the raw response.
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.api
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("GET /userinfo")
+    }
+
+    /// `POST /token` with exactly `form` (no client authentication added); the raw response.
+    pub async fn post_token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.api
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("POST /token")
+    }
+
     /// Whether `browser` still has an OP session (a plain request is answered without a page).
     pub async fn signed_in(&self, browser: &Browser) -> bool {
         matches!(

@@ -48,33 +48,13 @@ async fn an_sso_step_up_asks_only_the_second_factor_and_always_asks_it() {
     assert_eq!(amr(&idp.redeem(&sso.code(), &flow).await.id_claims), ["pwd"]);
 
     idp.set_clock_offset(60).await;
-    let flow = Flow::new();
-    let mfa = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code("alice", 0), false)
-        .await
-        .callback();
-    let tokens = idp.redeem(&callback.code(), &flow).await;
+    let (_, tokens) = idp.sso_step_up(&browser, &totp_code("alice", 0), &[]).await;
     assert_eq!(tokens.id_claims["acr"], ACR_MFA);
     assert!(tokens.id_claims["auth_time"].as_i64().unwrap() >= password_time + 60);
 
     // A second step-up asks again, even though this session already did MFA.
-    let flow = Flow::new();
-    let again = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&again, &totp_code("alice", 1), false)
-        .await
-        .callback();
-    assert_eq!(
-        idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
-        ACR_MFA
-    );
+    let (_, tokens) = idp.sso_step_up(&browser, &totp_code("alice", 1), &[]).await;
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
 }
 
 #[tokio::test]
@@ -110,19 +90,8 @@ async fn with_mfa_at_login_a_remembered_browser_skips_the_totp_honestly_but_a_st
     assert_eq!(amr(&tokens.id_claims), ["pwd"]);
 
     // A step-up still demands the code, remembered browser or not.
-    let flow = Flow::new();
-    let mfa = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code("alice", 1), false)
-        .await
-        .callback();
-    assert_eq!(
-        idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
-        ACR_MFA
-    );
+    let (_, tokens) = idp.sso_step_up(&browser, &totp_code("alice", 1), &[]).await;
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
 
     // The cookie is per user: bob in the same browser is asked for his code.
     browser.forget_session();
@@ -158,11 +127,9 @@ async fn an_essential_acr_claim_for_mfa_is_met_with_the_second_factor() {
         .submit_login(&login, "bob", "bob-password")
         .await
         .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code("bob", 0), false)
-        .await
-        .callback();
-    let tokens = idp.redeem(&callback.code(), &flow).await;
+    let tokens = idp
+        .finish_with_code(&browser, &mfa, &flow, &totp_code("bob", 0))
+        .await;
     assert_eq!(tokens.id_claims["acr"], ACR_MFA);
 }
 
@@ -374,11 +341,9 @@ async fn a_step_up_after_an_old_password_session_asks_only_the_code_and_gives_a_
         .authorize(&idp, &flow, &[("acr_values", ACR_MFA), ("max_age", "600")])
         .await
         .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code("alice", 0), false)
-        .await
-        .callback();
-    let tokens = idp.redeem(&callback.code(), &flow).await;
+    let tokens = idp
+        .finish_with_code(&browser, &mfa, &flow, &totp_code("alice", 0))
+        .await;
     assert_eq!(tokens.id_claims["acr"], ACR_MFA);
     assert_eq!(amr(&tokens.id_claims), ["pwd", "otp", "mfa"]);
     let auth_time = tokens.id_claims["auth_time"].as_i64().unwrap();

@@ -13,15 +13,7 @@ async fn discovery_parses_with_openidconnect_and_advertises_the_contract() {
         !idp.issuer_id.ends_with('/'),
         "the contract writes the issuer without a slash"
     );
-    let doc: Value = idp
-        .api
-        .get(idp.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = idp.get_json("/.well-known/openid-configuration").await;
     assert_eq!(doc["issuer"], idp.issuer_id);
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     // OIDC Core §15.1: RS256 is mandatory; ES256 is offered too.

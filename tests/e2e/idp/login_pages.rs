@@ -67,11 +67,7 @@ async fn a_wrong_totp_is_refused_and_a_used_one_cannot_be_replayed() {
 async fn carol_enrols_a_totp_from_the_secret_on_the_page_and_it_counts_as_mfa() {
     let idp = spawn_idp(IdpOptions::default()).await;
     let browser = idp.browser();
-    let flow = Flow::new();
-    let login = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/login");
+    let (flow, login) = idp.at_the_login_page(&browser, &[("acr_values", ACR_MFA)]).await;
     let enroll = browser
         .submit_login(&login, "carol", "carol-password")
         .await
@@ -92,28 +88,17 @@ async fn carol_enrols_a_totp_from_the_secret_on_the_page_and_it_counts_as_mfa() 
         Some(secret.as_str()),
         "same secret after a typo"
     );
-    let callback = browser
-        .submit_code(&wrong, &totp_code_for_secret(&secret, 0), false)
-        .await
-        .callback();
-    let tokens = idp.redeem(&callback.code(), &flow).await;
+    let tokens = idp
+        .finish_with_code(&browser, &wrong, &flow, &totp_code_for_secret(&secret, 0))
+        .await;
     assert_eq!(tokens.id_claims["acr"], ACR_MFA);
     assert_eq!(amr(&tokens.id_claims), ["pwd", "otp", "mfa"]);
 
     // Enrolled for the life of the process: the next step-up asks for her code.
-    let flow = Flow::new();
-    let mfa = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code_for_secret(&secret, 1), false)
-        .await
-        .callback();
-    assert_eq!(
-        idp.redeem(&callback.code(), &flow).await.id_claims["acr"],
-        ACR_MFA
-    );
+    let (_, tokens) = idp
+        .sso_step_up(&browser, &totp_code_for_secret(&secret, 1), &[])
+        .await;
+    assert_eq!(tokens.id_claims["acr"], ACR_MFA);
 }
 
 #[tokio::test]

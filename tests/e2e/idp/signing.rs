@@ -219,13 +219,7 @@ async fn a_rotated_key_signs_at_once_and_the_old_one_stays_published_for_its_gra
         .await
         .expect("an old token within the grace period still verifies");
     // The provider itself still accepts the old key (userinfo, logout hints) in the grace.
-    let info = idp
-        .api
-        .get(idp.url("/userinfo"))
-        .bearer_auth(&old.access_token)
-        .send()
-        .await
-        .unwrap();
+    let info = idp.userinfo(&old.access_token).await;
     assert_eq!(info.status(), 200);
 
     // After the grace period (the provider's clock), the old key is gone.
@@ -233,13 +227,7 @@ async fn a_rotated_key_signs_at_once_and_the_old_one_stays_published_for_its_gra
     let published = jwks(&idp).await;
     assert_eq!(published.keys.len(), 2);
     assert!(published.find(&old_kid).is_none());
-    let info = idp
-        .api
-        .get(idp.url("/userinfo"))
-        .bearer_auth(&old.access_token)
-        .send()
-        .await
-        .unwrap();
+    let info = idp.userinfo(&old.access_token).await;
     assert_eq!(info.status(), 401, "expired anyway, and its key withdrawn");
 
     // grace_secs 0 withdraws the old key at once; no body rotates every algorithm.

@@ -71,13 +71,7 @@ async fn test_control_signature_modes_break_verification() {
         jwt_header(&idp.login(&idp.browser(), "bob", &[]).await.1.id_token)["kid"]
     );
     assert!(idp.verify_id_token(&wrong.id_token, &flow.nonce).await.is_err());
-    let r = idp
-        .api
-        .get(idp.url("/userinfo"))
-        .bearer_auth(&wrong.access_token)
-        .send()
-        .await
-        .unwrap();
+    let r = idp.userinfo(&wrong.access_token).await;
     assert_eq!(r.status(), 401);
 
     idp.set_next_token(json!({ "signature": "none" })).await;
@@ -221,11 +215,7 @@ async fn users_are_added_changed_and_removed_at_run_time() {
     assert_eq!(patch.status(), 200);
     assert_eq!(patch.json::<Value>().await.unwrap()["roles"], json!(["hr"]));
     let browser = idp.browser();
-    let flow = Flow::new();
-    let login = browser
-        .authorize(&idp, &flow, &[("acr_values", ACR_MFA)])
-        .await
-        .expect_page("/login");
+    let (flow, login) = idp.at_the_login_page(&browser, &[("acr_values", ACR_MFA)]).await;
     let refused = browser
         .submit_login(&login, "erin", "erin-password")
         .await
@@ -238,11 +228,9 @@ async fn users_are_added_changed_and_removed_at_run_time() {
         .submit_login(&refused, "erin", "new-password")
         .await
         .expect_page("/mfa");
-    let callback = browser
-        .submit_code(&mfa, &totp_code_for_secret(ALICE_TOTP, 0), false)
-        .await
-        .callback();
-    let tokens = idp.redeem(&callback.code(), &flow).await;
+    let tokens = idp
+        .finish_with_code(&browser, &mfa, &flow, &totp_code_for_secret(ALICE_TOTP, 0))
+        .await;
     assert_eq!(tokens.id_claims["roles"], json!(["hr"]));
     assert_eq!(tokens.id_claims["team"], "payroll");
     assert_eq!(tokens.id_claims["acr"], ACR_MFA);
@@ -288,16 +276,13 @@ async fn users_are_added_changed_and_removed_at_run_time() {
         .expect_page("/login");
     assert_eq!(idp.api.get(erin.clone()).send().await.unwrap().status(), 404);
     assert_eq!(idp.api.delete(erin).send().await.unwrap().status(), 404);
-    let all: Vec<Value> = idp
-        .api
-        .get(idp.url("/test-control/users"))
-        .send()
-        .await
+    let all = idp.get_json("/test-control/users").await;
+    let names: Vec<&str> = all
+        .as_array()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = all.iter().filter_map(|u| u["username"].as_str()).collect();
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
 }
 

@@ -56,13 +56,7 @@ async fn the_access_token_is_an_rfc9068_jwt_for_the_api_and_userinfo_names_the_s
     for claim in ["iss", "iat", "exp", "jti", "scope", "amr", "auth_time"] {
         assert!(at.get(claim).is_some(), "access token lacks {claim}");
     }
-    let info = idp
-        .api
-        .get(idp.url("/userinfo"))
-        .bearer_auth(&tokens.access_token)
-        .send()
-        .await
-        .unwrap();
+    let info = idp.userinfo(&tokens.access_token).await;
     assert_eq!(info.status(), 200);
     let info: Value = info.json().await.unwrap();
     assert_eq!(info["sub"], tokens.id_claims["sub"]);
@@ -199,17 +193,13 @@ async fn a_public_client_redeems_with_pkce_alone_and_may_not_send_a_secret() {
     let (_, code) = idp.code_after_login(&browser, "alice", &[]).await;
     // Without the verifier, a public client has nothing: refused.
     let no_pkce = idp
-        .api
-        .post(idp.url("/token"))
-        .form(&[
+        .post_token(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", idp.redirect_uri.as_str()),
             ("client_id", "spa"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(no_pkce.status(), 400);
     assert_eq!(no_pkce.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let (flow, code) = idp.sso_code(&browser, &[]).await;
@@ -248,9 +238,7 @@ async fn a_confidential_client_authenticates_only_with_the_method_it_registered(
     let browser = idp.browser();
     let (flow, code) = idp.code_after_login(&browser, "alice", &[]).await;
     let post = idp
-        .api
-        .post(idp.url("/token"))
-        .form(&[
+        .post_token(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", idp.redirect_uri.as_str()),
@@ -258,9 +246,7 @@ async fn a_confidential_client_authenticates_only_with_the_method_it_registered(
             ("client_id", "basic-only"),
             ("client_secret", "s3cret"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(post.status(), 401);
     let body: Value = post.json().await.unwrap();
     assert_eq!(
@@ -270,18 +256,14 @@ async fn a_confidential_client_authenticates_only_with_the_method_it_registered(
     // Nothing at all: a confidential client must authenticate.
     let (flow, code) = idp.sso_code(&browser, &[]).await;
     let none = idp
-        .api
-        .post(idp.url("/token"))
-        .form(&[
+        .post_token(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
             ("redirect_uri", idp.redirect_uri.as_str()),
             ("code_verifier", flow.verifier.as_str()),
             ("client_id", "basic-only"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(none.status(), 401);
     let (flow, code) = idp.sso_code(&browser, &[]).await;
     idp.redeem(&code, &flow).await;
