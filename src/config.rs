@@ -1,8 +1,8 @@
 //! Settings: one struct read from the command line and the environment (the same names), with
 //! demo defaults, turned into the configuration of each server.
 //!
-//! Every variable the README's configuration table lists is a field here; nothing else in
-//! the crate reads the environment.
+//! Every variable of the README's configuration table is a field here; nothing else in the
+//! crate reads the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,9 +112,22 @@ pub struct Settings {
     /// Ask every login for the second factor unless the browser is remembered.
     #[arg(long, env = "IDP_MFA_AT_LOGIN", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub idp_mfa_at_login: bool,
-    /// A PKCS#8 PEM file with Fabrikam ID's P-256 signing key (default: generated at start).
+    /// A PKCS#8 PEM file with Fabrikam ID's P-256 key for ES256 (default: generated at start).
     #[arg(long, env = "IDP_SIGNING_KEY", global = true)]
     pub idp_signing_key: Option<PathBuf>,
+    /// A PEM file (PKCS#8 or PKCS#1) with Fabrikam ID's RSA key for RS256, at least 2048 bits
+    /// (default: generated at start, in the background).
+    #[arg(long, env = "IDP_RSA_SIGNING_KEY", global = true)]
+    pub idp_rsa_signing_key: Option<PathBuf>,
+    /// A TOML file declaring Fabrikam ID's clients and users (default: the demo users and the
+    /// intranet's client). See examples/fabrikam-id.toml.
+    #[arg(
+        long = "idp-config",
+        visible_alias = "config",
+        env = "IDP_CONFIG",
+        global = true
+    )]
+    pub idp_config: Option<PathBuf>,
     /// Expose Fabrikam ID's JSON test-control API under /test-control (never in production).
     #[arg(long, env = "IDP_TEST_CONTROL", default_value_t = false, global = true)]
     pub test_control: bool,
@@ -142,26 +155,6 @@ pub enum StepUpProfile {
     /// Fabrikam ID and anything else: STEPUP_ACR_VALUES and STEPUP_ACCEPT_AMR as given
     /// (default: the PAPE multi-factor URI, `mfa`).
     Custom,
-}
-
-/// One client registered at Fabrikam ID.
-#[derive(Debug, Clone)]
-pub struct ClientRegistration {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub redirect_uris: Vec<Url>,
-    pub post_logout_redirect_uris: Vec<Url>,
-}
-
-/// What Fabrikam ID needs to run.
-#[derive(Debug, Clone)]
-pub struct IdpConfig {
-    pub issuer: Url,
-    pub clients: Vec<ClientRegistration>,
-    pub mfa_at_login: bool,
-    pub test_control: bool,
-    pub api_audience: String,
-    pub signing_key_pem: Option<PathBuf>,
 }
 
 /// The step-up requirement of the salary pages, as configured.
@@ -215,23 +208,6 @@ impl Settings {
         self.idp_issuer_url.clone().unwrap_or_else(|| url_for(bound))
     }
 
-    /// Fabrikam ID's configuration: one client, the intranet, registered from the same
-    /// variables the intranet reads.
-    pub fn idp_config(&self, idp_bound: SocketAddr, intranet_public_url: &Url) -> IdpConfig {
-        IdpConfig {
-            issuer: self.idp_issuer(idp_bound),
-            clients: vec![ClientRegistration::for_intranet(
-                &self.oidc_client_id,
-                self.oidc_client_secret.clone(),
-                intranet_public_url,
-            )],
-            mfa_at_login: self.idp_mfa_at_login,
-            test_control: self.test_control,
-            api_audience: self.api_audience.clone(),
-            signing_key_pem: self.idp_signing_key.clone(),
-        }
-    }
-
     /// The intranet's configuration; `default_issuer` (the embedded Fabrikam ID) is used when
     /// `OIDC_ISSUER_URL` is unset.
     pub fn intranet_config(&self, public_url: Url, default_issuer: String) -> IntranetConfig {
@@ -268,19 +244,6 @@ impl Settings {
             database_url: self.database_url.clone(),
             api_audience: self.api_audience.clone(),
             roles_claim: self.roles_claim.clone(),
-        }
-    }
-}
-
-impl ClientRegistration {
-    /// The intranet as a client: redirect URI `<public>/callback`, post-logout `<public>/`.
-    pub fn for_intranet(client_id: &str, client_secret: SecretString, public_url: &Url) -> Self {
-        let base = with_trailing_slash(public_url);
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret,
-            redirect_uris: vec![base.join("callback").expect("callback is a relative URL")],
-            post_logout_redirect_uris: vec![base],
         }
     }
 }
@@ -327,17 +290,6 @@ mod tests {
         assert_eq!(s.roles_claim, "roles");
         assert!(!s.idp_mfa_at_login);
         assert!(!s.test_control);
-    }
-
-    #[test]
-    fn intranet_client_registration_uses_the_public_url() {
-        let public = Url::parse("http://127.0.0.1:8080/app").unwrap();
-        let c = ClientRegistration::for_intranet("c", SecretString::from("s"), &public);
-        assert_eq!(c.redirect_uris[0].as_str(), "http://127.0.0.1:8080/app/callback");
-        assert_eq!(
-            c.post_logout_redirect_uris[0].as_str(),
-            "http://127.0.0.1:8080/app/"
-        );
     }
 
     #[test]

@@ -26,11 +26,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Idp => {
             let listener = bind(s.idp_addr, "Fabrikam ID")?;
             let public = s.intranet_public_url(s.fabrikam_addr);
-            let config = s.idp_config(listener.local_addr()?, &public);
+            let config = idp::IdpConfig::from_settings(&s, listener.local_addr()?, &public)?;
+            let clients: Vec<&str> = config.clients.iter().map(|c| c.client_id.as_str()).collect();
             println!(
-                "Fabrikam ID: {}  (client {} → {public})",
+                "Fabrikam ID: {}  (clients: {}; users: {})",
                 issuer_id(&config.issuer),
-                s.oidc_client_id
+                clients.join(", "),
+                config.users.len()
             );
             idp::build(config, listener).await?.await?;
             Ok(())
@@ -44,12 +46,24 @@ async fn demo(s: Settings) -> anyhow::Result<()> {
     let idp_listener = bind(s.idp_addr, "Fabrikam ID")?;
     let demo = startup::demo(&s, intranet_listener, idp_listener).await?;
     let (public, issuer) = (&demo.intranet_url, &demo.issuer);
+    let logins = match &demo.idp_config.origin {
+        None => "Demo logins (password = user name + \"-password\"):\n\
+                 \x20 alice  role hr     TOTP secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\
+                 \x20 bob    role sales  TOTP secret KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU\n\
+                 \x20 carol  role hr     no second factor yet: enrolls one at her first step-up"
+            .to_owned(),
+        Some(file) => {
+            let users: Vec<&str> = demo
+                .idp_config
+                .users
+                .iter()
+                .map(|u| u.username.as_str())
+                .collect();
+            format!("Users from {file}: {}", users.join(", "))
+        }
+    };
     println!(
-        "\n  Fabrikam intranet  {public}\n  Fabrikam ID        {issuer}\n\n\
-         Demo logins (password = user name + \"-password\"):\n\
-         \x20 alice  role hr     TOTP secret JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\
-         \x20 bob    role sales  TOTP secret KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU\n\
-         \x20 carol  role hr     no second factor yet: enrolls one at her first step-up\n\n\
+        "\n  Fabrikam intranet  {public}\n  Fabrikam ID        {issuer}\n\n{logins}\n\n\
          Open {public} and sign in; salary pages ask for the authenticator code.\n"
     );
     tokio::try_join!(demo.idp, demo.intranet)?;

@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use url::Url;
 
-use crate::config::{IdpConfig, Settings, issuer_id};
+use crate::config::{Settings, issuer_id};
+use crate::idp::IdpConfig;
 use crate::{idp, intranet};
 
 /// The intranet and Fabrikam ID, built and ready to run (await or spawn both servers).
@@ -29,8 +30,11 @@ pub async fn demo(
     idp_listener: TcpListener,
 ) -> anyhow::Result<Demo> {
     let intranet_url = s.intranet_public_url(intranet_listener.local_addr()?);
-    let idp_config = s.idp_config(idp_listener.local_addr()?, &intranet_url);
+    let idp_config = IdpConfig::from_settings(s, idp_listener.local_addr()?, &intranet_url)?;
     let issuer = issuer_id(&idp_config.issuer);
+    if s.oidc_issuer_url.is_none() {
+        intranet_is_registered(&idp_config, &s.oidc_client_id, &intranet_url)?;
+    }
     let intranet_config = s.intranet_config(intranet_url.clone(), issuer.clone());
     Ok(Demo {
         idp: idp::build(idp_config.clone(), idp_listener).await?,
@@ -39,4 +43,25 @@ pub async fn demo(
         issuer,
         idp_config,
     })
+}
+
+/// With the embedded provider, the intranet must be one of its clients, or no sign-in could
+/// work: say so at start rather than at the first sign-in (an `IDP_CONFIG` file replaces the
+/// default client unless it sets `include_default_client = true`).
+fn intranet_is_registered(config: &IdpConfig, client_id: &str, public_url: &Url) -> anyhow::Result<()> {
+    let callback = crate::config::with_trailing_slash(public_url).join("callback")?;
+    match config.client(client_id) {
+        Some(client) if client.has_redirect_uri(callback.as_str()) => Ok(()),
+        found => {
+            let origin = config.origin.as_deref().unwrap_or("Fabrikam ID's configuration");
+            let problem = match found {
+                Some(_) => format!("does not register the redirect URI {callback}"),
+                None => "is not registered".to_owned(),
+            };
+            anyhow::bail!(
+                "{origin}: the intranet's client {client_id:?} {problem}, so nobody could sign in to the \
+                 demo; set include_default_client = true in the file (or register the client)"
+            )
+        }
+    }
 }

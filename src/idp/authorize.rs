@@ -1,15 +1,14 @@
 //! `/authorize` (OIDC Core §3.1.2): validates the request, keeps it server-side while the
 //! person signs in, and answers the client with a code or an error once the decision allows.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use url::Url;
 
 use super::errors::PageError;
-use super::paths;
 use super::protocol::{self, Context, Decision, Rejection};
 use super::session::{IdpSession, REMEMBER_COOKIE};
 use super::state::{CODE_TTL_SECS, CodeGrant, Idp};
+use super::views::{redirect_error, redirect_to, see};
 
 /// Longer queries are refused before parsing (a real request is far below this).
 pub const MAX_QUERY_LEN: usize = 8 * 1024;
@@ -47,9 +46,13 @@ fn start(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let ignore_acr = if idp.test_control {
+        let client_id = params
+            .iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.as_str());
         let mut control = idp.control();
         control.record(&params);
-        control.take_ignore_acr_values()
+        client_id.is_some_and(|c| control.take_ignore_acr_values(c))
     } else {
         false
     };
@@ -94,7 +97,8 @@ pub fn resume(
 ) -> Result<HttpResponse, PageError> {
     let id = session.pending_id().ok_or_else(PageError::no_pending_request)?;
     let pending = idp.pending(&id).ok_or_else(PageError::no_pending_request)?;
-    let auth = session.auth();
+    // A user removed from the directory (test control) is signed in no more.
+    let auth = session.auth().filter(|a| idp.directory.user(&a.user).is_some());
     let remembered = match (&auth, req.cookie(REMEMBER_COOKIE)) {
         (Some(a), Some(c)) => idp.is_remembered(c.value(), &a.user),
         _ => false,
@@ -106,26 +110,30 @@ pub fn resume(
     };
     let request = &pending.request;
     match protocol::decide(&request.requirements, auth.as_ref(), pending.progress, ctx) {
-        Decision::PromptPassword => Ok(see(paths::LOGIN, status)),
+        Decision::PromptPassword => Ok(see(&idp.links.login, status)),
         Decision::PromptSecondFactor => {
             let user = auth.map(|a| a.user).unwrap_or_default();
             let page = if idp.directory.has_totp(&user) {
-                paths::MFA
+                &idp.links.mfa
             } else {
-                paths::ENROLL
+                &idp.links.enroll
             };
             Ok(see(page, status))
         }
-        Decision::Fail(error) => {
+        Decision::Fail(failure) => {
             // Taken out: this request is finished and cannot be resumed again.
             idp.take_pending(&id);
             session.clear_pending_id();
-            tracing::info!(error, "authorize request ended with an error");
+            tracing::info!(
+                error = failure.error(),
+                ?failure,
+                "authorize request ended with an error"
+            );
             Ok(redirect_error(
                 &request.redirect_uri,
                 request.state.as_deref(),
-                error,
-                "the authentication requirements were not met",
+                failure.error(),
+                failure.description(),
                 status,
             ))
         }
@@ -156,40 +164,4 @@ pub fn resume(
             Ok(redirect_to(&request.redirect_uri, &pairs, status))
         }
     }
-}
-
-fn see(path: &str, status: StatusCode) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::LOCATION, path))
-        .finish()
-}
-
-/// OIDC Core §3.1.2.6: the error and `state` go back to the (validated) redirect URI.
-pub fn redirect_error(
-    redirect_uri: &str,
-    state: Option<&str>,
-    error: &str,
-    description: &str,
-    status: StatusCode,
-) -> HttpResponse {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(state) = state {
-        pairs.push(("state", state));
-    }
-    redirect_to(redirect_uri, &pairs, status)
-}
-
-/// A redirect to a registered URI with `pairs` appended to its query.
-pub fn redirect_to(uri: &str, pairs: &[(&str, &str)], status: StatusCode) -> HttpResponse {
-    let location = match Url::parse(uri) {
-        Ok(mut url) => {
-            // No pairs, no `?`: a registered URI comes back exactly as registered.
-            if !pairs.is_empty() {
-                url.query_pairs_mut().extend_pairs(pairs);
-            }
-            url.to_string()
-        }
-        Err(_) => uri.to_owned(),
-    };
-    see(&location, status)
 }

@@ -1,8 +1,12 @@
-//! The demo directory: alice, bob and carol, their argon2 password hashes, their TOTP secrets
-//! (carol enrols hers at run time) and, per user, the last TOTP step accepted and the
-//! throttle on wrong codes.
+//! The directory: the people Fabrikam ID signs in ([`UserSpec`]s from the configuration, or
+//! changed at run time through test control), their argon2 password hashes, their TOTP secrets
+//! (a user without one enrols it at their first step-up) and, per user, the last TOTP step
+//! accepted and the throttle on wrong codes.
 //!
-//! Password guesses are throttled per user name, known or not ([`PasswordThrottle`], OWASP
+//! Times are Unix seconds of the real clock ([`super::clock::Clock::real`]), passed in by the
+//! caller: TOTP codes and throttles follow the wall clock, never the test-control offset.
+//!
+//! Password guesses are throttled per user name, known or not (`PasswordThrottle`, OWASP
 //! Authentication cheat sheet, "Protect against automated attacks"): after
 //! [`MAX_PASSWORD_FAILURES`] consecutive failures each further failure delays the next attempt
 //! for that name, 30 s doubling up to 15 min, and attempts inside the delay are refused
@@ -15,37 +19,40 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
 use totp_rs::{Builder, Secret, Totp};
 
-/// The documented TOTP secrets (DESIGN.md), RFC 6238 defaults.
-pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-pub const BOB_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+use super::config::{UserSpec, present};
+
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "Fabrikam ID";
 
 /// Consecutive wrong codes after which a user's code checks are locked.
 pub const MAX_CODE_FAILURES: u32 = 5;
 /// The first lock; each further lock doubles it, up to [`MAX_LOCK_SECS`].
-pub const FIRST_LOCK_SECS: u64 = 60;
-pub const MAX_LOCK_SECS: u64 = 15 * 60;
+pub const FIRST_LOCK_SECS: i64 = 60;
+pub const MAX_LOCK_SECS: i64 = 15 * 60;
 
 /// Consecutive failed passwords for one user name after which its attempts are delayed.
 pub const MAX_PASSWORD_FAILURES: u32 = 5;
 /// The delay after the [`MAX_PASSWORD_FAILURES`]th failure; each further failure doubles it,
 /// up to [`MAX_PASSWORD_DELAY_SECS`].
-pub const FIRST_PASSWORD_DELAY_SECS: u64 = 30;
-pub const MAX_PASSWORD_DELAY_SECS: u64 = 15 * 60;
+pub const FIRST_PASSWORD_DELAY_SECS: i64 = 30;
+pub const MAX_PASSWORD_DELAY_SECS: i64 = 15 * 60;
 /// User names whose failures are remembered; beyond it the least recently tried is forgotten,
 /// so guesses at random names cannot grow the table without bound (OWASP API4:2023).
 pub const MAX_THROTTLED_NAMES: usize = 10_000;
 
-/// A person in the directory.
-#[derive(Debug, Clone)]
+/// A person in the directory, as the tokens describe them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub username: String,
     pub name: String,
-    pub email: String,
+    pub email: Option<String>,
     pub roles: Vec<String>,
+    /// Further claims for the ID token and userinfo.
+    pub claims: Map<String, Value>,
 }
 
 struct Entry {
@@ -65,16 +72,16 @@ struct Entry {
 struct Throttle {
     failures: u32,
     locks: u32,
-    locked_until: u64,
+    locked_until: i64,
 }
 
 impl Throttle {
     /// Seconds left of the current lock, if any.
-    fn locked_for(&self, now: u64) -> Option<u64> {
+    fn locked_for(&self, now: i64) -> Option<i64> {
         (self.locked_until > now).then(|| self.locked_until - now)
     }
 
-    fn fail(&mut self, now: u64) {
+    fn fail(&mut self, now: i64) {
         self.failures += 1;
         if self.failures >= MAX_CODE_FAILURES {
             let secs = FIRST_LOCK_SECS
@@ -104,7 +111,7 @@ fn name_key(username: &str) -> NameKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct NameFailures {
     failures: u32,
-    delayed_until: u64,
+    delayed_until: i64,
     /// The last attempt's place in [`PasswordThrottle::order`].
     touched: u64,
 }
@@ -133,7 +140,7 @@ impl PasswordThrottle {
     }
 
     /// Seconds left of the name's delay, if any.
-    fn delayed_for(&self, key: &NameKey, now: u64) -> Option<u64> {
+    fn delayed_for(&self, key: &NameKey, now: i64) -> Option<i64> {
         let until = self.names.get(key)?.delayed_until;
         (until > now).then(|| until - now)
     }
@@ -142,7 +149,7 @@ impl PasswordThrottle {
     /// the name's delay. From the [`MAX_PASSWORD_FAILURES`]th failure on, each one starts a
     /// delay twice as long as the last. A refused attempt keeps the name recent, so a name
     /// under attack is the last to be forgotten.
-    fn admit(&mut self, key: NameKey, now: u64) -> Result<(), u64> {
+    fn admit(&mut self, key: NameKey, now: i64) -> Result<(), i64> {
         self.touches += 1;
         let touched = self.touches;
         let entry = self.names.entry(key).or_insert(NameFailures {
@@ -204,7 +211,7 @@ pub enum PasswordRefusal {
     /// Checked, and not this user's password (or no such user).
     Wrong,
     /// Too many failures for this user name: not checked, try again in this many seconds.
-    Delayed { retry_after_secs: u64 },
+    Delayed { retry_after_secs: i64 },
 }
 
 /// Why a TOTP code was refused.
@@ -219,7 +226,7 @@ pub enum TotpRefusal {
     /// Enrolment for a user who already has a second factor.
     AlreadyEnrolled,
     /// Too many wrong codes: no code is checked for this many more seconds.
-    Locked { retry_after_secs: u64 },
+    Locked { retry_after_secs: i64 },
 }
 
 impl TotpRefusal {
@@ -257,42 +264,110 @@ pub fn totp(secret: &Secret, account: &str) -> Option<Totp> {
         .ok()
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// A user ready for the directory: the password hashed (argon2: call it off the async
+/// runtime), the TOTP secret decoded. The spec must have passed [`UserSpec::validate`].
+pub struct NewUser {
+    user: User,
+    password_hash: String,
+    totp: Option<Secret>,
+}
+
+impl NewUser {
+    pub fn from_spec(spec: &UserSpec) -> anyhow::Result<Self> {
+        spec.validate()
+            .map_err(|(field, problem)| anyhow::anyhow!("{field}: {problem}"))?;
+        let password_hash = match (&spec.password, &spec.password_hash) {
+            (Some(password), _) => hash(password.expose_secret())?,
+            (None, Some(hash)) => hash.clone(),
+            (None, None) => anyhow::bail!("password: is missing"),
+        };
+        let totp = spec
+            .totp_secret
+            .as_deref()
+            .map(Secret::try_from_base32)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("totp_secret: {e}"))?;
+        Ok(Self {
+            user: User {
+                username: spec.username.clone(),
+                name: spec.name.clone().unwrap_or_else(|| spec.username.clone()),
+                email: spec.email.clone(),
+                roles: spec.roles.clone(),
+                claims: spec.claims.clone(),
+            },
+            password_hash,
+            totp,
+        })
+    }
+}
+
+/// What test control shows of a user: everything but the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserView {
+    pub username: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub claims: Map<String, Value>,
+    /// The base32 TOTP secret, or `null` while the user has none (they enrol at their next
+    /// step-up). Shown so a test can compute codes; test control is never on in production.
+    pub totp_secret: Option<String>,
+}
+
+/// A change to a user: every field is optional; `totp_secret: null` removes the second
+/// factor (the user enrols a new one at their next step-up), a claim set to `null` is removed.
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub email: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub claims: Map<String, Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub totp_secret: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field(
+                "totp_secret",
+                &self
+                    .totp_secret
+                    .as_ref()
+                    .map(|s| s.as_ref().map(|_| "[REDACTED]")),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Directory {
-    /// The demo users; passwords are `<user>-password`, hashed at start.
-    pub fn demo() -> anyhow::Result<Self> {
-        let people = [
-            ("alice", "Alice Ashford", &["hr"][..], Some(ALICE_TOTP)),
-            ("bob", "Bob Brennan", &["sales"][..], Some(BOB_TOTP)),
-            ("carol", "Carol Castillo", &["hr"][..], None),
-        ];
+    /// A directory of `users` (hashing each password: call it off the async runtime).
+    pub fn new(users: &[UserSpec]) -> anyhow::Result<Self> {
         let mut entries = HashMap::new();
-        for (username, name, roles, totp) in people {
-            let totp = match totp {
-                Some(b32) => Some(Secret::try_from_base32(b32).map_err(|e| anyhow::anyhow!("{e}"))?),
-                None => None,
-            };
-            entries.insert(
-                username.to_owned(),
-                Entry {
-                    user: User {
-                        username: username.to_owned(),
-                        name: name.to_owned(),
-                        email: format!("{username}@fabrikam.example"),
-                        roles: roles.iter().map(|r| r.to_string()).collect(),
-                    },
-                    password_hash: hash(&format!("{username}-password"))?,
-                    totp,
-                    last_step: None,
-                    throttle: Throttle::default(),
-                },
-            );
+        for spec in users {
+            let new =
+                NewUser::from_spec(spec).map_err(|e| anyhow::anyhow!("user {:?}: {e}", spec.username))?;
+            entries.insert(spec.username.clone(), Entry::new(new));
         }
         Ok(Self {
             entries: Mutex::new(entries),
@@ -303,6 +378,11 @@ impl Directory {
         })
     }
 
+    /// The demo users; passwords are `<user>-password`.
+    pub fn demo() -> anyhow::Result<Self> {
+        Self::new(&UserSpec::demo_users())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -311,26 +391,129 @@ impl Directory {
         self.lock().get(username).map(|e| e.user.clone())
     }
 
+    /// Every user, by name.
+    pub fn views(&self) -> Vec<UserView> {
+        let mut views: Vec<UserView> = self.lock().values().map(Entry::view).collect();
+        views.sort_by(|a, b| a.username.cmp(&b.username));
+        views
+    }
+
+    pub fn view(&self, username: &str) -> Option<UserView> {
+        self.lock().get(username).map(Entry::view)
+    }
+
+    /// Every extra claim name any user has, for discovery's `claims_supported`.
+    pub fn claim_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .lock()
+            .values()
+            .flat_map(|e| e.user.claims.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Adds a user or replaces one with the same name (their throttles and used TOTP steps
+    /// start afresh; sessions signed in as them stay). `true` if the user is new.
+    pub fn put(&self, new: NewUser) -> bool {
+        let name = new.user.username.clone();
+        self.lock().insert(name, Entry::new(new)).is_none()
+    }
+
+    /// Changes a user; `None` if there is none of that name. Hashes a new password: call it
+    /// off the async runtime.
+    pub fn patch(&self, username: &str, patch: &UserPatch) -> Option<anyhow::Result<UserView>> {
+        // Hash first, outside the lock, and validate the result as a whole.
+        let mut spec = {
+            let entries = self.lock();
+            let entry = entries.get(username)?;
+            entry.spec_without_password()
+        };
+        if let Some(name) = &patch.name {
+            spec.name = Some(name.clone());
+        }
+        if let Some(email) = &patch.email {
+            spec.email = email.clone();
+        }
+        if let Some(roles) = &patch.roles {
+            spec.roles = roles.clone();
+        }
+        for (k, v) in &patch.claims {
+            if v.is_null() {
+                spec.claims.remove(k);
+            } else {
+                spec.claims.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(totp) = &patch.totp_secret {
+            spec.totp_secret = totp.clone();
+        }
+        let new_hash = match &patch.password {
+            Some(password) => {
+                spec.password = Some(password.as_str().into());
+                spec.password_hash = None;
+                true
+            }
+            None => false,
+        };
+        if let Err((field, problem)) = spec.validate() {
+            return Some(Err(anyhow::anyhow!("{field}: {problem}")));
+        }
+        let hashed = if new_hash {
+            match spec.password.as_ref().map(|p| hash(p.expose_secret())) {
+                Some(Ok(h)) => Some(h),
+                Some(Err(e)) => return Some(Err(e)),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let mut entries = self.lock();
+        let entry = entries.get_mut(username)?;
+        let totp_changed = patch.totp_secret.is_some();
+        entry.user = User {
+            username: spec.username.clone(),
+            name: spec.name.clone().unwrap_or_else(|| spec.username.clone()),
+            email: spec.email.clone(),
+            roles: spec.roles.clone(),
+            claims: spec.claims.clone(),
+        };
+        if let Some(h) = hashed {
+            entry.password_hash = h;
+        }
+        if totp_changed {
+            entry.totp = spec
+                .totp_secret
+                .as_deref()
+                .and_then(|s| Secret::try_from_base32(s).ok());
+            entry.last_step = None;
+            entry.throttle = Throttle::default();
+        }
+        Some(Ok(entry.view()))
+    }
+
+    /// Removes a user; `true` if there was one.
+    pub fn remove(&self, username: &str) -> bool {
+        self.lock().remove(username).is_some()
+    }
+
     fn passwords(&self) -> std::sync::MutexGuard<'_, PasswordThrottle> {
         self.passwords.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a password attempt for `username` (any name, known or not), counting it as a
-    /// failure until [`Directory::check_password`] says otherwise; refused while the name's
-    /// delay lasts. Cheap: call it before waiting for an argon2 permit.
-    pub fn admit_password_attempt(&self, username: &str) -> Result<(), PasswordRefusal> {
-        self.admit_password_attempt_at(username, unix_now())
-    }
-
-    fn admit_password_attempt_at(&self, username: &str, now: u64) -> Result<(), PasswordRefusal> {
+    /// Admits a password attempt for `username` (any name, known or not) at `now`, counting
+    /// it as a failure until [`Directory::check_password`] says otherwise; refused while the
+    /// name's delay lasts. Cheap: call it before waiting for an argon2 permit.
+    pub fn admit_password_attempt(&self, username: &str, now: i64) -> Result<(), PasswordRefusal> {
         self.passwords()
             .admit(name_key(username), now)
             .map_err(|retry_after_secs| PasswordRefusal::Delayed { retry_after_secs })
     }
 
-    /// Seconds left of the delay on `username`'s password attempts, if they are delayed now.
-    pub fn password_delay(&self, username: &str) -> Option<u64> {
-        self.passwords().delayed_for(&name_key(username), unix_now())
+    /// Seconds left of the delay on `username`'s password attempts, if they are delayed at `now`.
+    pub fn password_delay(&self, username: &str, now: i64) -> Option<i64> {
+        self.passwords().delayed_for(&name_key(username), now)
     }
 
     /// The user if `password` is theirs; the right password clears the name's failures.
@@ -362,9 +545,8 @@ impl Directory {
             Some((user, hash)) => (Some(user), hash),
             None => (None, self.dummy_hash.clone()),
         };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok();
+        let ok = argon2::PasswordHash::new(&hash)
+            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
         user.filter(|_| ok)
     }
 
@@ -372,12 +554,8 @@ impl Directory {
         self.lock().get(username).is_some_and(|e| e.totp.is_some())
     }
 
-    /// Checks a TOTP code against the real clock (RFC 6238 §5.2: ±1 step, each step once).
-    pub fn check_totp(&self, username: &str, code: &str) -> Result<(), TotpRefusal> {
-        self.check_totp_at(username, code, unix_now())
-    }
-
-    fn check_totp_at(&self, username: &str, code: &str, now: u64) -> Result<(), TotpRefusal> {
+    /// Checks a TOTP code at `now` (RFC 6238 §5.2: ±1 step, each step once).
+    pub fn check_totp(&self, username: &str, code: &str, now: i64) -> Result<(), TotpRefusal> {
         let mut entries = self.lock();
         let entry = entries.get_mut(username).ok_or(TotpRefusal::NotEnrolled)?;
         let secret = entry.totp.as_ref().ok_or(TotpRefusal::NotEnrolled)?;
@@ -393,18 +571,13 @@ impl Directory {
         entry.record(checked, now)
     }
 
-    /// Seconds left of the user's code lock, if their code checks are locked now.
-    pub fn code_lock(&self, username: &str) -> Option<u64> {
-        let now = unix_now();
+    /// Seconds left of the user's code lock, if their code checks are locked at `now`.
+    pub fn code_lock(&self, username: &str, now: i64) -> Option<i64> {
         self.lock().get(username).and_then(|e| e.throttle.locked_for(now))
     }
 
     /// Enrols `secret` for a user without a second factor if `code` proves they hold it.
-    pub fn enroll(&self, username: &str, secret: &Secret, code: &str) -> Result<(), TotpRefusal> {
-        self.enroll_at(username, secret, code, unix_now())
-    }
-
-    fn enroll_at(&self, username: &str, secret: &Secret, code: &str, now: u64) -> Result<(), TotpRefusal> {
+    pub fn enroll(&self, username: &str, secret: &Secret, code: &str, now: i64) -> Result<(), TotpRefusal> {
         let mut entries = self.lock();
         let entry = entries.get_mut(username).ok_or(TotpRefusal::NotEnrolled)?;
         // Checked under the same lock as the store: two enrolments racing (two tabs, or an
@@ -423,8 +596,43 @@ impl Directory {
 }
 
 impl Entry {
+    fn new(new: NewUser) -> Self {
+        Self {
+            user: new.user,
+            password_hash: new.password_hash,
+            totp: new.totp,
+            last_step: None,
+            throttle: Throttle::default(),
+        }
+    }
+
+    fn view(&self) -> UserView {
+        UserView {
+            username: self.user.username.clone(),
+            name: self.user.name.clone(),
+            email: self.user.email.clone(),
+            roles: self.user.roles.clone(),
+            claims: self.user.claims.clone(),
+            totp_secret: self.totp.as_ref().map(Secret::to_base32),
+        }
+    }
+
+    /// The user as a spec, with the stored hash standing in for the password.
+    fn spec_without_password(&self) -> UserSpec {
+        UserSpec {
+            username: self.user.username.clone(),
+            password: None,
+            password_hash: Some(self.password_hash.clone()),
+            name: Some(self.user.name.clone()),
+            email: self.user.email.clone(),
+            roles: self.user.roles.clone(),
+            claims: self.user.claims.clone(),
+            totp_secret: self.totp.as_ref().map(Secret::to_base32),
+        }
+    }
+
     /// Counts a checked code: success resets the throttle and uses up the step.
-    fn record(&mut self, checked: Result<u64, TotpRefusal>, now: u64) -> Result<(), TotpRefusal> {
+    fn record(&mut self, checked: Result<u64, TotpRefusal>, now: i64) -> Result<(), TotpRefusal> {
         match checked {
             Ok(step) => {
                 self.last_step = Some(step);
@@ -440,21 +648,22 @@ impl Entry {
 }
 
 /// The matched step, if `code` is a valid code of `secret` at `now` ± 1 step.
-fn check_code(secret: &Secret, account: &str, code: &str, now: u64) -> Option<u64> {
+fn check_code(secret: &Secret, account: &str, code: &str, now: i64) -> Option<u64> {
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    totp(secret, account)?.check(code, now)
+    totp(secret, account)?.check(code, u64::try_from(now).ok()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idp::config::{ALICE_TOTP, BOB_TOTP};
 
-    fn code_at(b32: &str, t: u64) -> String {
+    fn code_at(b32: &str, t: i64) -> String {
         let secret = Secret::try_from_base32(b32).unwrap();
-        totp(&secret, "x").unwrap().generate(t).to_string()
+        totp(&secret, "x").unwrap().generate(t as u64).to_string()
     }
 
     #[test]
@@ -472,23 +681,23 @@ mod tests {
         let t = 1_800_000_000;
         let now = code_at(ALICE_TOTP, t);
         let before = code_at(ALICE_TOTP, t - 30);
-        assert_eq!(d.check_totp_at("alice", "000000x", t), Err(TotpRefusal::Wrong));
-        assert_eq!(d.check_totp_at("alice", &now, t), Ok(()));
-        assert_eq!(d.check_totp_at("alice", &now, t), Err(TotpRefusal::Replayed));
-        assert_eq!(d.check_totp_at("alice", &before, t), Err(TotpRefusal::Replayed));
-        assert_eq!(d.check_totp_at("alice", &code_at(ALICE_TOTP, t + 30), t), Ok(()));
+        assert_eq!(d.check_totp("alice", "000000x", t), Err(TotpRefusal::Wrong));
+        assert_eq!(d.check_totp("alice", &now, t), Ok(()));
+        assert_eq!(d.check_totp("alice", &now, t), Err(TotpRefusal::Replayed));
+        assert_eq!(d.check_totp("alice", &before, t), Err(TotpRefusal::Replayed));
+        assert_eq!(d.check_totp("alice", &code_at(ALICE_TOTP, t + 30), t), Ok(()));
         assert_eq!(
-            d.check_totp_at("alice", &code_at(ALICE_TOTP, t + 90), t),
+            d.check_totp("alice", &code_at(ALICE_TOTP, t + 90), t),
             Err(TotpRefusal::Wrong)
         );
-        assert_eq!(d.check_totp_at("carol", &now, t), Err(TotpRefusal::NotEnrolled));
+        assert_eq!(d.check_totp("carol", &now, t), Err(TotpRefusal::NotEnrolled));
     }
 
     #[test]
     fn five_wrong_codes_lock_the_user_with_a_doubling_capped_lock_and_success_resets() {
         let d = Directory::demo().unwrap();
         let mut t = 1_800_000_000;
-        let wrong = |t: u64| code_at(ALICE_TOTP, t + 300);
+        let wrong = |t: i64| code_at(ALICE_TOTP, t + 300);
         let locked = |secs| {
             Err(TotpRefusal::Locked {
                 retry_after_secs: secs,
@@ -496,49 +705,46 @@ mod tests {
         };
         // Four wrong codes, then the right one: no lock, and the count starts again.
         for _ in 0..4 {
-            assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+            assert_eq!(d.check_totp("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
         }
-        assert_eq!(d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
+        assert_eq!(d.check_totp("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
         t += 30;
         for _ in 0..4 {
-            assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+            assert_eq!(d.check_totp("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
         }
         // The fifth in a row locks; the right code is then refused unchecked (and not used up).
-        assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+        assert_eq!(d.check_totp("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
         let right = code_at(ALICE_TOTP, t);
-        assert_eq!(d.check_totp_at("alice", &right, t), locked(60));
-        assert_eq!(d.check_totp_at("alice", &right, t + 59), locked(1));
+        assert_eq!(d.check_totp("alice", &right, t), locked(60));
+        assert_eq!(d.check_totp("alice", &right, t + 59), locked(1));
         // bob is not affected.
-        assert_eq!(d.check_totp_at("bob", &code_at(BOB_TOTP, t), t), Ok(()));
+        assert_eq!(d.check_totp("bob", &code_at(BOB_TOTP, t), t), Ok(()));
         // Each further lock doubles: 120, 240, 480, then 900 s at most.
         for expected in [120, 240, 480, 900, 900] {
             t += 2_000;
             for _ in 0..MAX_CODE_FAILURES {
-                assert_eq!(d.check_totp_at("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
+                assert_eq!(d.check_totp("alice", &wrong(t), t), Err(TotpRefusal::Wrong));
             }
             assert_eq!(
-                d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t),
+                d.check_totp("alice", &code_at(ALICE_TOTP, t), t),
                 locked(expected)
             );
         }
         // After the lock, the right code passes and resets everything.
         t += MAX_LOCK_SECS;
-        assert_eq!(d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
+        assert_eq!(d.check_totp("alice", &code_at(ALICE_TOTP, t), t), Ok(()));
         assert_eq!(d.lock()["alice"].throttle, Throttle::default());
         // Replays count as failed guesses too.
         for _ in 0..MAX_CODE_FAILURES {
             assert_eq!(
-                d.check_totp_at("alice", &code_at(ALICE_TOTP, t), t),
+                d.check_totp("alice", &code_at(ALICE_TOTP, t), t),
                 Err(TotpRefusal::Replayed)
             );
         }
-        assert_eq!(
-            d.check_totp_at("alice", &code_at(ALICE_TOTP, t + 30), t),
-            locked(60)
-        );
+        assert_eq!(d.check_totp("alice", &code_at(ALICE_TOTP, t + 30), t), locked(60));
     }
 
-    fn delayed(secs: u64) -> Result<(), PasswordRefusal> {
+    fn delayed(secs: i64) -> Result<(), PasswordRefusal> {
         Err(PasswordRefusal::Delayed {
             retry_after_secs: secs,
         })
@@ -550,32 +756,32 @@ mod tests {
         let mut t = 1_800_000_000;
         // Four failures delay nothing; each attempt is admitted (and counted) before checking.
         for _ in 0..4 {
-            assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
+            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
             assert!(d.check_password("alice", "wrong").is_none());
         }
         // The fifth is still checked, and starts a 30 s delay.
-        assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
+        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
         assert!(d.check_password("alice", "wrong").is_none());
-        assert_eq!(d.admit_password_attempt_at("alice", t), delayed(30));
-        assert_eq!(d.admit_password_attempt_at("alice", t + 29), delayed(1));
+        assert_eq!(d.admit_password_attempt("alice", t), delayed(30));
+        assert_eq!(d.admit_password_attempt("alice", t + 29), delayed(1));
         // Refused attempts do not count: after the delay one more failure doubles it, and so on
         // up to 15 minutes.
         for expected in [60, 120, 240, 480, 900, 900] {
             t += MAX_PASSWORD_DELAY_SECS;
-            assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
-            assert_eq!(d.admit_password_attempt_at("alice", t), delayed(expected));
+            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
+            assert_eq!(d.admit_password_attempt("alice", t), delayed(expected));
         }
         // bob is not affected.
-        assert_eq!(d.admit_password_attempt_at("bob", t), Ok(()));
+        assert_eq!(d.admit_password_attempt("bob", t), Ok(()));
         // The right password after the delay resets the count: four more failures are free.
         t += MAX_PASSWORD_DELAY_SECS;
-        assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
+        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
         assert!(d.check_password("alice", "alice-password").is_some());
         for _ in 0..MAX_PASSWORD_FAILURES - 1 {
-            assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
+            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
         }
-        assert_eq!(d.admit_password_attempt_at("alice", t), Ok(()));
-        assert_eq!(d.admit_password_attempt_at("alice", t), delayed(30));
+        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
+        assert_eq!(d.admit_password_attempt("alice", t), delayed(30));
     }
 
     #[test]
@@ -585,7 +791,7 @@ mod tests {
         let mut answers = Vec::new();
         for name in ["alice", "mallory"] {
             let tries: Vec<_> = (0..=MAX_PASSWORD_FAILURES)
-                .map(|_| d.admit_password_attempt_at(name, t))
+                .map(|_| d.admit_password_attempt(name, t))
                 .collect();
             answers.push(tries);
         }
@@ -638,18 +844,15 @@ mod tests {
         let t = 1_800_000_000;
         let first = Secret::try_from_base32(BOB_TOTP).unwrap();
         let second = Secret::try_from_base32(ALICE_TOTP).unwrap();
-        assert_eq!(d.enroll_at("carol", &first, &code_at(BOB_TOTP, t), t), Ok(()));
+        assert_eq!(d.enroll("carol", &first, &code_at(BOB_TOTP, t), t), Ok(()));
         // A second enrolment that raced past the page's check is refused under the lock.
         assert_eq!(
-            d.enroll_at("carol", &second, &code_at(ALICE_TOTP, t + 30), t + 30),
+            d.enroll("carol", &second, &code_at(ALICE_TOTP, t + 30), t + 30),
             Err(TotpRefusal::AlreadyEnrolled)
         );
+        assert_eq!(d.check_totp("carol", &code_at(BOB_TOTP, t + 30), t + 30), Ok(()));
         assert_eq!(
-            d.check_totp_at("carol", &code_at(BOB_TOTP, t + 30), t + 30),
-            Ok(())
-        );
-        assert_eq!(
-            d.enroll_at("alice", &second, &code_at(ALICE_TOTP, t), t),
+            d.enroll("alice", &second, &code_at(ALICE_TOTP, t), t),
             Err(TotpRefusal::AlreadyEnrolled)
         );
     }

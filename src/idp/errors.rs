@@ -1,11 +1,14 @@
-//! Errors of Fabrikam ID. Browser-facing handlers return [`PageError`], which renders the one
+//! Errors of Fabrikam ID. Browser-facing handlers return [`PageError`], which becomes the one
 //! HTML error page; `/token` and `/userinfo` return [`OAuthError`], the RFC 6749 §5.2 JSON
 //! shape (RFC 6750 §3 for bearer tokens). Pages say what went wrong; causes go to the log.
+//!
+//! An error response carries an [`ErrorView`] (title and message) and a plain-text body;
+//! `views::render_errors` turns it into the HTML page with the request in hand, so the page's
+//! links follow the issuer's path.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
-use askama::Template;
 use serde_json::json;
 
 use crate::web::NO_STORE;
@@ -47,21 +50,23 @@ impl PageError {
     }
 }
 
-#[derive(Template)]
-#[template(path = "idp/error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
+/// What an error page says; rendered as HTML by `views::render_errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorView {
+    pub title: String,
+    pub message: String,
 }
 
-/// The HTML error page with `status`.
+/// The error page with `status` (plain text until `views::render_errors` renders it).
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = ErrorPage { title, message }
-        .render()
-        .unwrap_or_else(|_| format!("{title}: {message}"));
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
+    let mut res = HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{title}: {message}"));
+    res.extensions_mut().insert(ErrorView {
+        title: title.to_owned(),
+        message: message.to_owned(),
+    });
+    res
 }
 
 impl ResponseError for PageError {
@@ -117,12 +122,8 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
     /// RFC 6749 §5.2: 401, with a `Basic` challenge when the client tried Basic.
-    pub fn invalid_client(used_basic: bool) -> Self {
-        let mut e = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
+    pub fn invalid_client(used_basic: bool, description: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
         if used_basic {
             e.www_authenticate = Some(r#"Basic realm="Fabrikam ID""#.into());
         }

@@ -1,9 +1,21 @@
-//! Fabrikam ID: a small but honest OpenID Provider (code flow, PKCE, ES256, TOTP step-up).
+//! Fabrikam ID: a small but honest OpenID Provider (code flow, PKCE, RS256 and ES256, TOTP
+//! step-up), configured in code or by an `IDP_CONFIG` file, and scriptable by tests.
 //!
-//! Modules: [`paths`] (every URL), [`protocol`] (the pure authorize decision), [`keys`],
-//! [`directory`], [`state`], [`session`], and one module per endpoint group.
+//! The modules form layers; each imports only those below it:
+//!
+//! 1. [`paths`], [`clock`], [`keys`], [`errors`] — URLs, the one clock, signing keys, errors;
+//! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
+//!    decision), [`directory`] (users, passwords, TOTP), [`control`] (test control's state);
+//! 3. [`state`] (what requests share), then [`session`] (the provider's cookie) and [`views`]
+//!    (pages, redirects, the error page);
+//! 4. one module per endpoint group: [`discovery`], [`authorize`], [`pages`] (login, second
+//!    factor, enrolment), [`token`], [`userinfo`], [`logout`], [`test_control`];
+//! 5. this module's [`build`], and [`TestProvider`] for test suites.
 
 pub mod authorize;
+pub mod clock;
+pub mod config;
+pub mod control;
 pub mod directory;
 pub mod discovery;
 pub mod errors;
@@ -15,8 +27,14 @@ pub mod protocol;
 pub mod session;
 pub mod state;
 pub mod test_control;
+pub mod testing;
 pub mod token;
 pub mod userinfo;
+pub mod views;
+
+pub use self::config::{ClientRegistration, ConfigError, ConfigFile, IdpConfig, TokenAuthMethod, UserSpec};
+pub use self::keys::{KeySource, SigningAlg};
+pub use self::testing::{TestProvider, TestProviderBuilder};
 
 use std::net::TcpListener;
 
@@ -30,9 +48,10 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use self::errors::{OAuthError, PageError};
 use self::state::Idp;
-use crate::config::IdpConfig;
 
 /// Builds Fabrikam ID on an already-bound listener (port 0 works; read the port back from it).
+/// The configuration is validated whole first: an error names the entry and field at fault.
+/// Every endpoint is served under the issuer's path.
 pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<Server> {
     let idp = web::Data::new(Idp::new(&config)?);
     let csp = content_security_policy(&config);
@@ -41,11 +60,13 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name(session::COOKIE_NAME.to_owned())
+            .cookie_path(idp.links.cookie_path().to_owned())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(idp.secure_cookies)
             .build();
         let test_control = idp.test_control;
+        let prefix = idp.links.prefix.clone();
         App::new()
             .app_data(idp.clone())
             .app_data(
@@ -60,9 +81,10 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
                     .error_handler(json_error),
             )
             .wrap(sessions)
+            .wrap(from_fn(views::render_errors))
             .wrap(crate::web::security_headers(&csp))
             .wrap(from_fn(crate::web::request_log))
-            .configure(|cfg| routes(cfg, test_control))
+            .service(web::scope(&prefix).configure(|cfg| routes(cfg, test_control, !prefix.is_empty())))
             .default_service(web::to(not_found))
     })
     .listen(listener)?
@@ -70,9 +92,13 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
     Ok(server)
 }
 
-fn routes(cfg: &mut web::ServiceConfig, test_control: bool) {
+fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
     use self::paths as p;
     use web::{get, post};
+    if under_path {
+        // `/realms/fabrikam` as well as `/realms/fabrikam/`.
+        cfg.service(resource("").route(get().to(pages::home)));
+    }
     cfg.service(resource(p::HOME).route(get().to(pages::home)))
         .service(resource(p::DISCOVERY).route(get().to(discovery::configuration)))
         .service(resource(p::JWKS).route(get().to(discovery::jwks)))
@@ -143,6 +169,7 @@ fn content_security_policy(config: &IdpConfig) -> String {
         .clients
         .iter()
         .flat_map(|c| c.redirect_uris.iter().chain(&c.post_logout_redirect_uris))
+        .filter_map(|u| url::Url::parse(u).ok())
         .map(|u| u.origin().ascii_serialization())
         .filter(|o| o != "null")
         .collect();
@@ -166,7 +193,11 @@ async fn not_found() -> Result<HttpResponse, PageError> {
 /// Form bodies that do not parse: JSON for `/token` (RFC 6749 §5.2), the error page elsewhere.
 fn form_error(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
     tracing::info!(error = %err, path = req.path(), "unreadable form body");
-    let response = if req.path() == paths::TOKEN {
+    let prefix = req
+        .app_data::<web::Data<Idp>>()
+        .map(|idp| idp.links.prefix.clone())
+        .unwrap_or_default();
+    let response = if req.path().strip_prefix(prefix.as_str()) == Some(paths::TOKEN) {
         actix_web::ResponseError::error_response(&OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
         ))

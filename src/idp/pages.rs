@@ -5,7 +5,6 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use askama_web::WebTemplate;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
@@ -14,11 +13,13 @@ use totp_rs::Secret;
 use super::authorize::resume;
 use super::directory::{PasswordRefusal, TotpRefusal, totp};
 use super::errors::PageError;
+use super::paths::Links;
 use super::protocol::AuthState;
 use super::session::{IdpSession, REMEMBER_COOKIE};
 use super::state::{Idp, REMEMBER_TTL_SECS};
+use super::views::{page, see};
 
-/// The application asking, as shown to the person: client id and where it lives.
+/// The application asking, as shown to the person: its registered name and where it lives.
 fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
     let pending = idp.pending(&session.pending_id()?)?;
     let host = url::Url::parse(&pending.request.redirect_uri)
@@ -30,34 +31,38 @@ fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
             })
         })
         .unwrap_or_default();
-    Some(format!("{} at {host}", pending.request.client_id))
+    let name = idp
+        .client(&pending.request.client_id)
+        .map_or(pending.request.client_id.as_str(), |c| c.display_name());
+    Some(format!("{name} at {host}"))
 }
 
-pub(super) fn page(body: impl Template, status: StatusCode) -> Result<HttpResponse, PageError> {
-    let html = body.render().map_err(|e| PageError::Unexpected(e.into()))?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "idp/home.html")]
-pub struct HomePage {
+struct HomePage<'a> {
+    links: &'a Links,
     user: Option<String>,
 }
 
 /// `GET /`: what Fabrikam ID is, and who is signed in here.
-pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> HomePage {
+pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
     let user = session
         .auth()
         .and_then(|a| idp.directory.user(&a.user))
         .map(|u| u.name);
-    HomePage { user }
+    page(
+        HomePage {
+            links: &idp.links,
+            user,
+        },
+        StatusCode::OK,
+    )
 }
 
 #[derive(Template)]
 #[template(path = "idp/login.html")]
-struct LoginPage {
+struct LoginPage<'a> {
+    links: &'a Links,
     app: Option<String>,
     error: Option<String>,
     username: String,
@@ -70,6 +75,7 @@ pub async fn login_page(session: IdpSession, idp: web::Data<Idp>) -> Result<Http
     let username = session.auth().map(|a| a.user).unwrap_or_default();
     page(
         LoginPage {
+            links: &idp.links,
             app,
             error: None,
             username,
@@ -102,6 +108,7 @@ pub async fn login(
     let again = |error: &str, username: String, status| {
         page(
             LoginPage {
+                links: &idp.links,
                 app: app_label(&idp, &session),
                 error: Some(error.to_owned()),
                 username,
@@ -137,7 +144,7 @@ pub async fn login(
         Err(PasswordRefusal::Wrong) => {
             tracing::info!("password login failed");
             // This failure may have been the one that started a delay: say so at once.
-            idp.directory.password_delay(&username)
+            idp.directory.password_delay(&username, idp.clock.real())
         }
     };
     if let Some(secs) = delay {
@@ -162,9 +169,7 @@ pub async fn login(
         });
         resume(&req, &idp, &session, StatusCode::SEE_OTHER)
     } else {
-        Ok(HttpResponse::SeeOther()
-            .insert_header((actix_web::http::header::LOCATION, super::paths::HOME))
-            .finish())
+        Ok(see(&idp.links.home, StatusCode::SEE_OTHER))
     }
 }
 
@@ -179,7 +184,8 @@ fn second_factor_context(idp: &Idp, session: &IdpSession) -> Result<(AuthState, 
 
 #[derive(Template)]
 #[template(path = "idp/mfa.html")]
-struct MfaPage {
+struct MfaPage<'a> {
+    links: &'a Links,
     app: Option<String>,
     user: String,
     error: Option<String>,
@@ -190,13 +196,12 @@ struct MfaPage {
 pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
     let (auth, _) = second_factor_context(&idp, &session)?;
     if !idp.directory.has_totp(&auth.user) {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((actix_web::http::header::LOCATION, super::paths::ENROLL))
-            .finish());
+        return Ok(see(&idp.links.enroll, StatusCode::SEE_OTHER));
     }
     let app = app_label(&idp, &session);
     page(
         MfaPage {
+            links: &idp.links,
             app,
             user: auth.user,
             error: None,
@@ -226,13 +231,14 @@ pub async fn mfa(
     }
     let (auth, id) = second_factor_context(&idp, &session)?;
     let code = form.code.unwrap_or_default();
-    if let Err(refusal) = idp.directory.check_totp(&auth.user, &code) {
+    if let Err(refusal) = idp.directory.check_totp(&auth.user, &code, idp.clock.real()) {
         tracing::info!(user = %auth.user, ?refusal, "second factor refused");
         let (error, status, retry_after) = refusal_message(&idp, &session, &id, &auth.user, refusal)?;
         let app = app_label(&idp, &session);
         let csrf = session.csrf_token()?;
         let mut res = page(
             MfaPage {
+                links: &idp.links,
                 app,
                 user: auth.user,
                 error: Some(error),
@@ -251,7 +257,7 @@ pub async fn mfa(
     if form.remember_browser.is_some() {
         let value = idp.remember_browser(&user);
         let cookie = Cookie::build(REMEMBER_COOKIE, value)
-            .path("/")
+            .path(idp.links.cookie_path().to_owned())
             .http_only(true)
             .secure(idp.secure_cookies)
             .same_site(SameSite::Lax)
@@ -272,7 +278,7 @@ fn refusal_message(
     pending_id: &str,
     user: &str,
     refusal: TotpRefusal,
-) -> Result<(String, StatusCode, Option<u64>), PageError> {
+) -> Result<(String, StatusCode, Option<i64>), PageError> {
     if refusal.is_failed_guess() && !idp.pending_code_failed(pending_id) {
         session.clear_pending_id();
         tracing::info!(%user, "too many wrong codes: the pending sign-in was ended");
@@ -283,7 +289,7 @@ fn refusal_message(
     let locked = match refusal {
         TotpRefusal::Locked { retry_after_secs } => Some(retry_after_secs),
         // This wrong code may have been the one that started a lock: say so at once.
-        TotpRefusal::Wrong | TotpRefusal::Replayed => idp.directory.code_lock(user),
+        TotpRefusal::Wrong | TotpRefusal::Replayed => idp.directory.code_lock(user, idp.clock.real()),
         TotpRefusal::NotEnrolled | TotpRefusal::AlreadyEnrolled => None,
     };
     if let Some(secs) = locked {
@@ -302,7 +308,7 @@ fn refusal_message(
 }
 
 /// RFC 6585 §4: a 429 may say when to come back.
-fn with_retry_after(res: &mut HttpResponse, secs: Option<u64>) {
+fn with_retry_after(res: &mut HttpResponse, secs: Option<i64>) {
     if let Some(secs) = secs
         && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
     {
@@ -313,7 +319,8 @@ fn with_retry_after(res: &mut HttpResponse, secs: Option<u64>) {
 
 #[derive(Template)]
 #[template(path = "idp/enroll.html")]
-struct EnrollPage {
+struct EnrollPage<'a> {
+    links: &'a Links,
     app: Option<String>,
     user: String,
     secret: String,
@@ -352,6 +359,7 @@ fn enroll_page(
         .build();
     page(
         EnrollPage {
+            links: &idp.links,
             app: app_label(idp, session),
             user,
             secret: secret.to_base32(),
@@ -367,9 +375,7 @@ fn enroll_page(
 pub async fn enroll_form(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
     let (auth, _) = second_factor_context(&idp, &session)?;
     if idp.directory.has_totp(&auth.user) {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((actix_web::http::header::LOCATION, super::paths::MFA))
-            .finish());
+        return Ok(see(&idp.links.mfa, StatusCode::SEE_OTHER));
     }
     enroll_page(&idp, &session, auth.user, None, StatusCode::OK)
 }
@@ -393,7 +399,7 @@ pub async fn enroll(
     }
     let secret = enroll_secret(&session)?;
     let code = form.code.unwrap_or_default();
-    match idp.directory.enroll(&auth.user, &secret, &code) {
+    match idp.directory.enroll(&auth.user, &secret, &code, idp.clock.real()) {
         Ok(()) => {}
         Err(TotpRefusal::AlreadyEnrolled) => {
             return Err(PageError::bad_request(
@@ -418,12 +424,4 @@ pub async fn enroll(
     session.second_factor_done(auth, idp.now())?;
     idp.update_pending(&id, |p| p.second_factor_done = true);
     resume(&req, &idp, &session, StatusCode::SEE_OTHER)
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "idp/signed_out.html")]
-pub struct SignedOutPage {}
-
-pub fn signed_out() -> Result<HttpResponse, PageError> {
-    page(SignedOutPage {}, StatusCode::OK)
 }

@@ -1,5 +1,10 @@
 //! Every URL path Fabrikam ID serves: the router, the templates and the discovery document
-//! read them from here, so a path is spelled once.
+//! read them from here, so a path is spelled once. The paths are relative to the issuer: with
+//! `IDP_ISSUER_URL=http://host/realms/fabrikam` every one of them is served under
+//! `/realms/fabrikam` ([`Links`] holds them as the browser sees them), as OpenID Connect
+//! Discovery 1.0 §4 places the configuration under the issuer's path.
+
+use url::Url;
 
 pub const HOME: &str = "/";
 pub const DISCOVERY: &str = "/.well-known/openid-configuration";
@@ -19,11 +24,77 @@ pub const TC_AUTHORIZE_REQUESTS: &str = "/test-control/authorize-requests";
 pub const TC_CLOCK: &str = "/test-control/clock";
 pub const TC_NEXT_TOKEN: &str = "/test-control/next-token";
 pub const TC_RESET: &str = "/test-control/reset";
+pub const TC_USERS: &str = "/test-control/users";
+pub const TC_USER: &str = "/test-control/users/{username}";
+pub const TC_KEYS: &str = "/test-control/keys";
+pub const TC_ROTATE_KEYS: &str = "/test-control/keys/rotate";
 
 /// The absolute URL of `path` under the issuer (`path` starts with `/`).
-pub fn absolute(issuer: &url::Url, path: &str) -> String {
+pub fn absolute(issuer: &Url, path: &str) -> String {
     let base = crate::config::with_trailing_slash(issuer);
     base.join(path.trim_start_matches('/'))
         .map(String::from)
         .unwrap_or_else(|_| format!("{}{}", base.as_str().trim_end_matches('/'), path))
+}
+
+/// Fabrikam ID's own pages as the browser addresses them: the issuer's path, then the path.
+/// Templates, redirects between the pages and cookies read them from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    /// The issuer's path without its trailing slash: `""` at the root, `/realms/fabrikam`.
+    pub prefix: String,
+    pub home: String,
+    pub discovery: String,
+    pub login: String,
+    pub mfa: String,
+    pub enroll: String,
+    pub logout: String,
+    pub stylesheet: String,
+}
+
+impl Links {
+    pub fn new(issuer: &Url) -> Self {
+        let prefix = issuer.path().trim_end_matches('/').to_owned();
+        let at = |path: &str| format!("{prefix}{path}");
+        Self {
+            home: at(HOME),
+            discovery: at(DISCOVERY),
+            login: at(LOGIN),
+            mfa: at(MFA),
+            enroll: at(ENROLL),
+            logout: at(LOGOUT),
+            stylesheet: at(STYLESHEET),
+            prefix,
+        }
+    }
+
+    /// The `Path` of Fabrikam ID's cookies: the issuer's path, so they go nowhere else.
+    pub fn cookie_path(&self) -> &str {
+        if self.prefix.is_empty() { "/" } else { &self.prefix }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_follow_the_issuers_path() {
+        let root = Links::new(&Url::parse("http://127.0.0.1:9090").unwrap());
+        assert_eq!(
+            (root.login.as_str(), root.home.as_str(), root.cookie_path()),
+            ("/login", "/", "/")
+        );
+        for issuer in ["http://h/realms/fabrikam", "http://h/realms/fabrikam/"] {
+            let realm = Links::new(&Url::parse(issuer).unwrap());
+            assert_eq!(realm.login, "/realms/fabrikam/login");
+            assert_eq!(realm.home, "/realms/fabrikam/");
+            assert_eq!(realm.stylesheet, "/realms/fabrikam/static/idp.css");
+            assert_eq!(realm.cookie_path(), "/realms/fabrikam");
+            assert_eq!(
+                absolute(&Url::parse(issuer).unwrap(), DISCOVERY),
+                "http://h/realms/fabrikam/.well-known/openid-configuration"
+            );
+        }
+    }
 }

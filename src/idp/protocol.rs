@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::config::ClientRegistration;
+use super::config::ClientRegistration;
 pub use crate::config::PAPE_MULTI_FACTOR as ACR_MFA;
 
 /// The class a password alone reaches.
@@ -81,8 +81,8 @@ pub fn parse_request(
     })?;
     let redirect_uri =
         get("redirect_uri").ok_or_else(|| Rejection::Page("The request has no redirect_uri.".into()))?;
-    // OIDC Core §3.1.2.1: redirect_uri must exactly match a registered one.
-    if !client.redirect_uris.iter().any(|u| u.as_str() == redirect_uri) {
+    // OIDC Core §3.1.2.1: redirect_uri must exactly match a registered one (string comparison).
+    if !client.has_redirect_uri(redirect_uri) {
         return Err(Rejection::Page(
             "The address this application wants the answer sent to is not registered for it.".into(),
         ));
@@ -270,20 +270,72 @@ pub enum Decision {
     Issue,
     PromptPassword,
     PromptSecondFactor,
-    /// An error code for the redirect (OIDC Core §3.1.2.6).
-    Fail(&'static str),
+    /// An error for the redirect (OIDC Core §3.1.2.6).
+    Fail(Failure),
+}
+
+/// Why an authorization request ends in an error: each with its code (OIDC Core §3.1.2.6)
+/// and its own `error_description`, so a relying party's log says what to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// `prompt=none` and nobody is signed in.
+    NoSession,
+    /// `prompt=none` and the sign-in is older than `max_age`.
+    SessionTooOld,
+    /// `prompt=none` with `max_age=0`, which asks for a new sign-in.
+    FreshLoginRequested,
+    /// `prompt=none` and the request asks for multi-factor authentication.
+    SecondFactorRequested,
+    /// `prompt=none` and `IDP_MFA_AT_LOGIN` wants a second factor from this browser.
+    SecondFactorAtLogin,
+    /// An essential `acr` (§5.5.1.1) that no class of this OP meets.
+    UnmetAcr,
+}
+
+impl Failure {
+    /// The error code.
+    pub fn error(self) -> &'static str {
+        match self {
+            Self::NoSession | Self::SessionTooOld | Self::FreshLoginRequested => "login_required",
+            Self::SecondFactorRequested | Self::SecondFactorAtLogin => "interaction_required",
+            Self::UnmetAcr => "unmet_authentication_requirements",
+        }
+    }
+
+    /// The `error_description`: RFC 6749 §4.1.2.1 allows printable ASCII but `"` and `\`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NoSession => "prompt=none was requested, but no user is signed in at Fabrikam ID",
+            Self::SessionTooOld => {
+                "prompt=none was requested, but the sign-in at Fabrikam ID is older than max_age"
+            }
+            Self::FreshLoginRequested => {
+                "prompt=none was requested with max_age=0, which needs a new sign-in"
+            }
+            Self::SecondFactorRequested => {
+                "prompt=none was requested, but the requested acr needs the user to enter a second factor now"
+            }
+            Self::SecondFactorAtLogin => {
+                "prompt=none was requested, but Fabrikam ID asks this browser for a second factor at sign-in (IDP_MFA_AT_LOGIN)"
+            }
+            Self::UnmetAcr => {
+                "none of the essential acr values requested can be met; Fabrikam ID offers urn:fabrikam:acr:password and http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+            }
+        }
+    }
 }
 
 /// The authorize decision: reuse the session (SSO), re-check the password, ask the second
 /// factor, or fail.
 pub fn decide(req: &Requirements, session: Option<&AuthState>, progress: Progress, ctx: Context) -> Decision {
     if req.unmet {
-        return Decision::Fail("unmet_authentication_requirements");
+        return Decision::Fail(Failure::UnmetAcr);
     }
     // OIDC Core §3.1.2.1: prompt=login and max_age=0 force a fresh password check. Any
     // other max_age counts from the last active authentication, the `auth_time` the tokens
     // would carry; when the request forces a second factor now, that factor is a fresh
-    // authentication and meets max_age by itself, so only the code is asked (DESIGN.md).
+    // authentication and meets max_age by itself, so only the code is asked (README, "How it
+    // works", step 3).
     let fresh_enough = |s: &&AuthState| {
         progress.password_done
             || (!req.force_login
@@ -293,10 +345,11 @@ pub fn decide(req: &Requirements, session: Option<&AuthState>, progress: Progres
                         .is_none_or(|max| ctx.now - authentication(s, req).auth_time <= max)))
     };
     let Some(session) = session.filter(fresh_enough) else {
-        return if req.prompt_none {
-            Decision::Fail("login_required")
-        } else {
-            Decision::PromptPassword
+        return match (req.prompt_none, session) {
+            (false, _) => Decision::PromptPassword,
+            (true, None) => Decision::Fail(Failure::NoSession),
+            (true, Some(_)) if req.force_login => Decision::Fail(Failure::FreshLoginRequested),
+            (true, Some(_)) => Decision::Fail(Failure::SessionTooOld),
         };
     };
     let second_factor = if progress.second_factor_done {
@@ -309,7 +362,8 @@ pub fn decide(req: &Requirements, session: Option<&AuthState>, progress: Progres
     };
     match (second_factor, req.prompt_none) {
         (false, _) => Decision::Issue,
-        (true, true) => Decision::Fail("interaction_required"),
+        (true, true) if req.mfa => Decision::Fail(Failure::SecondFactorRequested),
+        (true, true) => Decision::Fail(Failure::SecondFactorAtLogin),
         (true, false) => Decision::PromptSecondFactor,
     }
 }
@@ -353,6 +407,34 @@ mod tests {
             SecretString::from("s"),
             &Url::parse("http://rp.example/").unwrap(),
         )]
+    }
+
+    #[test]
+    fn each_failure_has_its_own_description_in_the_allowed_characters() {
+        let all = [
+            Failure::NoSession,
+            Failure::SessionTooOld,
+            Failure::FreshLoginRequested,
+            Failure::SecondFactorRequested,
+            Failure::SecondFactorAtLogin,
+            Failure::UnmetAcr,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for f in all {
+            let d = f.description();
+            assert!(seen.insert(d), "{f:?} shares its description");
+            // RFC 6749 §4.1.2.1: %x20-21 / %x23-5B / %x5D-7E.
+            assert!(
+                d.bytes()
+                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+                "{d}"
+            );
+        }
+        assert!(d_contains(Failure::UnmetAcr, ACR_MFA) && d_contains(Failure::UnmetAcr, ACR_PASSWORD));
+    }
+
+    fn d_contains(f: Failure, s: &str) -> bool {
+        f.description().contains(s)
     }
 
     fn params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -672,7 +754,7 @@ mod tests {
                 None,
                 none,
                 ctx(200),
-                Fail("login_required"),
+                Fail(Failure::NoSession),
             ),
             (
                 "prompt=none, SSO",
@@ -694,7 +776,7 @@ mod tests {
                 Some(&s),
                 none,
                 ctx(200),
-                Fail("interaction_required"),
+                Fail(Failure::SecondFactorRequested),
             ),
             (
                 "unmet essential acr",
@@ -705,7 +787,46 @@ mod tests {
                 Some(&s),
                 none,
                 ctx(200),
-                Fail("unmet_authentication_requirements"),
+                Fail(Failure::UnmetAcr),
+            ),
+            (
+                "prompt=none, session older than max_age",
+                Requirements {
+                    prompt_none: true,
+                    max_age: Some(50),
+                    ..plain.clone()
+                },
+                Some(&s),
+                none,
+                ctx(200),
+                Fail(Failure::SessionTooOld),
+            ),
+            (
+                "prompt=none, max_age=0",
+                Requirements {
+                    prompt_none: true,
+                    max_age: Some(0),
+                    force_login: true,
+                    ..plain.clone()
+                },
+                Some(&s),
+                none,
+                ctx(200),
+                Fail(Failure::FreshLoginRequested),
+            ),
+            (
+                "prompt=none, MFA at login",
+                Requirements {
+                    prompt_none: true,
+                    ..plain.clone()
+                },
+                Some(&s),
+                none,
+                Context {
+                    mfa_at_login: true,
+                    ..ctx(200)
+                },
+                Fail(Failure::SecondFactorAtLogin),
             ),
             (
                 "MFA at login",

@@ -1,5 +1,6 @@
-//! The state Fabrikam ID shares between requests: configuration, keys, the directory, and the
-//! short-lived server-side records (codes, pending sign-ins, remembered browsers).
+//! The state Fabrikam ID shares between requests: configuration, the one clock, keys, the
+//! directory, test control's state, and the short-lived server-side records (codes, pending
+//! sign-ins, remembered browsers). Handlers sit above it; it imports no handler.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,11 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Semaphore;
 use url::Url;
 
+use super::clock::Clock;
+use super::config::{ClientRegistration, IdpConfig};
+use super::control::TestControl;
 use super::directory::{Directory, PasswordRefusal, User};
 use super::keys::Keys;
+use super::paths::Links;
 use super::protocol::{Authentication, AuthorizeRequest, Progress};
-use super::test_control::TestControl;
-use crate::config::{ClientRegistration, IdpConfig};
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -125,12 +128,15 @@ pub struct Idp {
     /// The issuer identifier exactly as it appears in `iss` and discovery.
     pub issuer: String,
     pub issuer_url: Url,
+    /// The pages' own URLs, under the issuer's path.
+    pub links: Links,
     pub clients: Vec<ClientRegistration>,
     pub mfa_at_login: bool,
     pub test_control: bool,
     pub api_audience: String,
     pub secure_cookies: bool,
-    pub keys: Keys,
+    pub clock: Clock,
+    pub keys: Arc<Keys>,
     pub directory: Directory,
     codes: Mutex<HashMap<String, CodeGrant>>,
     pending: Mutex<PendingTable>,
@@ -138,15 +144,11 @@ pub struct Idp {
     password_checks: Arc<Semaphore>,
     /// Remember-browser cookie value → (user, expiry on the real clock).
     remembered: Mutex<HashMap<String, (String, i64)>>,
-    pub control: Mutex<TestControl>,
+    control: Mutex<TestControl>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub fn real_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 /// How many argon2 checks may run at once: one per core the process may use.
@@ -155,17 +157,39 @@ pub fn password_check_limit() -> usize {
 }
 
 impl Idp {
+    /// Validates `config` whole (a bad entry is an error naming it; nothing starts half
+    /// configured), loads or generates the keys and hashes the users' passwords.
     pub fn new(config: &IdpConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        for client in config
+            .clients
+            .iter()
+            .filter(|c| c.backchannel_logout_uri.is_some())
+        {
+            tracing::warn!(
+                client = %client.client_id,
+                "backchannel_logout_uri is recorded, but Fabrikam ID does not send logout tokens yet"
+            );
+        }
+        if config.users.is_empty() {
+            tracing::warn!("no users are configured: nobody can sign in until test control adds some");
+        }
+        // The passwords are hashed before the keys are made: a generated RSA key starts on a
+        // background thread, which should not compete with argon2 for the cores at start.
+        let directory = Directory::new(&config.users)?;
+        let keys = Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?);
         Ok(Self {
             issuer: crate::config::issuer_id(&config.issuer),
             issuer_url: config.issuer.clone(),
+            links: Links::new(&config.issuer),
             clients: config.clients.clone(),
             mfa_at_login: config.mfa_at_login,
             test_control: config.test_control,
             api_audience: config.api_audience.clone(),
             secure_cookies: config.issuer.scheme() == "https",
-            keys: Keys::load_or_generate(config.signing_key_pem.as_deref())?,
-            directory: Directory::demo()?,
+            clock: Clock::default(),
+            keys,
+            directory,
             codes: Mutex::default(),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
             password_checks: Arc::new(Semaphore::new(password_check_limit())),
@@ -174,12 +198,12 @@ impl Idp {
         })
     }
 
-    /// The OP's clock: real time shifted by the test-control offset. Everything the OP issues
-    /// reads it; TOTP checks do not.
+    /// The provider's time (see [`Clock::now`]).
     pub fn now(&self) -> i64 {
-        real_now().saturating_add(self.control().offset_secs)
+        self.clock.now()
     }
 
+    /// Test control's recorded requests and waiting deviations.
     pub fn control(&self) -> MutexGuard<'_, TestControl> {
         lock(&self.control)
     }
@@ -214,7 +238,10 @@ impl Idp {
         username: String,
         password: String,
     ) -> anyhow::Result<Result<User, PasswordRefusal>> {
-        if let Err(refusal) = self.directory.admit_password_attempt(&username) {
+        if let Err(refusal) = self
+            .directory
+            .admit_password_attempt(&username, self.clock.real())
+        {
             return Ok(Err(refusal));
         }
         let permit = Arc::clone(&self.password_checks).acquire_owned().await?;
@@ -228,16 +255,18 @@ impl Idp {
 
     pub fn add_pending(&self, request: AuthorizeRequest) -> String {
         let id = crate::web::random_token(32);
-        lock(&self.pending).insert(id.clone(), request, real_now());
+        lock(&self.pending).insert(id.clone(), request, self.clock.real());
         id
     }
 
     pub fn pending(&self, id: &str) -> Option<Pending> {
-        lock(&self.pending).get_mut(id, real_now()).map(|p| p.clone())
+        lock(&self.pending)
+            .get_mut(id, self.clock.real())
+            .map(|p| p.clone())
     }
 
     pub fn update_pending(&self, id: &str, f: impl FnOnce(&mut Progress)) {
-        if let Some(p) = lock(&self.pending).get_mut(id, real_now()) {
+        if let Some(p) = lock(&self.pending).get_mut(id, self.clock.real()) {
             f(&mut p.progress);
         }
     }
@@ -246,7 +275,7 @@ impl Idp {
     /// [`MAX_CODE_FAILURES_PER_SIGN_IN`] it is ended and `false` says so.
     pub fn pending_code_failed(&self, id: &str) -> bool {
         let mut pending = lock(&self.pending);
-        let Some(p) = pending.get_mut(id, real_now()) else {
+        let Some(p) = pending.get_mut(id, self.clock.real()) else {
             return false;
         };
         p.code_failures += 1;
@@ -264,7 +293,7 @@ impl Idp {
     /// A new remember-browser value for `user`.
     pub fn remember_browser(&self, user: &str) -> String {
         let value = crate::web::random_token(32);
-        let now = real_now();
+        let now = self.clock.real();
         let mut remembered = lock(&self.remembered);
         remembered.retain(|_, (_, exp)| *exp > now);
         remembered.insert(value.clone(), (user.to_owned(), now + REMEMBER_TTL_SECS));
@@ -275,14 +304,13 @@ impl Idp {
     pub fn is_remembered(&self, value: &str, user: &str) -> bool {
         lock(&self.remembered)
             .get(value)
-            .is_some_and(|(u, exp)| u == user && *exp > real_now())
+            .is_some_and(|(u, exp)| u == user && *exp > self.clock.real())
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::ClientRegistration;
     use crate::idp::protocol::Requirements;
     use secrecy::SecretString;
 
@@ -337,18 +365,10 @@ pub(crate) mod tests {
 
     /// A configuration with one client `c` whose public URL is `rp`.
     pub(crate) fn test_config(rp: &str) -> IdpConfig {
-        IdpConfig {
-            issuer: Url::parse("http://127.0.0.1:9090").unwrap(),
-            clients: vec![ClientRegistration::for_intranet(
-                "c",
-                SecretString::from("s"),
-                &Url::parse(rp).unwrap(),
-            )],
-            mfa_at_login: false,
-            test_control: false,
-            api_audience: "api".into(),
-            signing_key_pem: None,
-        }
+        IdpConfig::demo(
+            Url::parse("http://127.0.0.1:9090").unwrap(),
+            ClientRegistration::for_intranet("c", SecretString::from("s"), &Url::parse(rp).unwrap()),
+        )
     }
 
     fn idp() -> Arc<Idp> {

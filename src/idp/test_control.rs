@@ -1,113 +1,50 @@
 //! The test-control API (`--test-control`, never in the demo): read the last authorization
-//! requests, shift the OP's clock, and make the next tokens deviate, so relying parties can
-//! prove they refuse bad tokens.
+//! requests, shift the provider's clock, make the next tokens deviate (for any client or for
+//! one), add and change users, and rotate the signing keys — so relying parties can prove they
+//! refuse bad tokens and survive what real providers do. Every path is under the issuer.
+//! Errors are JSON: `{"error": "invalid_request", "error_description": "..."}`.
 //!
-//! - `GET /test-control/authorize-requests`: `[{"params": {...}}]`, the last 50, oldest first.
-//! - `PUT /test-control/clock` `{"offset_secs": i64}`: shifts what the OP issues.
-//! - `PUT /test-control/next-token` (every field optional; unknown fields are refused; each
-//!   deviation is used once, by the next `/authorize` or successful `/token`):
-//!   - `"ignore_acr_values": true`: the next authorization request is treated as asking for
-//!     no assurance (the tokens honestly say password);
-//!   - `"id_token_claims": {...}` / `"access_token_claims": {...}`: claims to set; `null`
-//!     removes one;
-//!   - `"signature": "valid" | "wrong-key" | "none"`: how both tokens are signed;
-//!   - `"access_token_typ": "JWT"`: the access token's JOSE header `typ` instead of
-//!     `at+jwt` (RFC 9068 §2.1), so a resource server can prove it refuses other types
-//!     (§4); `"access_token_typ": null` leaves `typ` out.
-//! - `DELETE /test-control/next-token`: drops deviations not yet used.
-//! - `POST /test-control/reset`: no deviation, no clock offset (the request log stays).
+//! - `GET /test-control/authorize-requests[?client_id=c]`: `[{"params": {...}}]`, the last 50,
+//!   oldest first (only client `c`'s with the query).
+//! - `PUT /test-control/clock` `{"offset_secs": i64}`: shifts the provider's clock (see
+//!   [`super::clock`]); 204.
+//! - `PUT /test-control/next-token` ([`NextToken`]; every field optional, unknown fields
+//!   refused; each deviation is used once, by the next `/authorize` or successful `/token`;
+//!   with `"client_id"` only by that client's, and those win over unscoped ones); 204.
+//! - `DELETE /test-control/next-token[?client_id=c]`: drops deviations not yet used (client
+//!   `c`'s, or all); 204.
+//! - `POST /test-control/reset`: no deviation, no clock offset (the request log, users and
+//!   keys stay); 204.
+//! - `GET /test-control/users`: every user ([`UserView`]: no password; the TOTP secret so a
+//!   test can compute codes).
+//! - `GET /test-control/users/{username}`: one user, or 404.
+//! - `PUT /test-control/users/{username}` ([`UserSpec`], `username` optional): adds or
+//!   replaces the user; 201 or 200 with the [`UserView`].
+//! - `PATCH /test-control/users/{username}` ([`UserPatch`]): changes some fields; 200 with
+//!   the [`UserView`], or 404.
+//! - `DELETE /test-control/users/{username}`: removes the user (their sessions end at their
+//!   next request); 204 or 404.
+//! - `GET /test-control/keys`: [`KeyStatus`], which `kid` signs per algorithm and every
+//!   published one.
+//! - `POST /test-control/keys/rotate` `{"alg": "RS256" | "ES256", "grace_secs": 300}` (both
+//!   optional: every algorithm, 300 s): new keys become current; the old ones stay published
+//!   for the grace period on the provider's clock (0: withdrawn at once); 200 with the
+//!   [`KeyStatus`].
 
-use std::collections::VecDeque;
-
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::keys::SignatureMode;
+use super::clock::MAX_OFFSET_SECS;
+use super::config::UserSpec;
+use super::control::NextToken;
+use super::directory::{NewUser, UserPatch, UserView};
+use super::keys::{KeyStatus, SigningAlg};
 use super::state::Idp;
 
-/// How many authorization requests are kept.
-pub const KEPT_REQUESTS: usize = 50;
-
-/// Deviations for the next `/authorize` (`ignore_acr_values`) and the next `/token`
-/// (claims and signature).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NextToken {
-    #[serde(default)]
-    pub ignore_acr_values: bool,
-    #[serde(default)]
-    pub id_token_claims: Map<String, Value>,
-    #[serde(default)]
-    pub access_token_claims: Map<String, Value>,
-    #[serde(default)]
-    pub signature: Option<SignatureMode>,
-    /// Absent: `at+jwt`; a string: that `typ`; `null`: no `typ` at all.
-    #[serde(default, deserialize_with = "present")]
-    pub access_token_typ: Option<Option<String>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-/// What the next tokens from `/token` should look like.
-#[derive(Debug, Clone, Default)]
-pub struct TokenDeviation {
-    pub id_token_claims: Map<String, Value>,
-    pub access_token_claims: Map<String, Value>,
-    pub signature: SignatureMode,
-    /// `None`: the honest `at+jwt`; `Some(None)`: no `typ`.
-    pub access_token_typ: Option<Option<String>>,
-}
-
-#[derive(Debug, Default)]
-pub struct TestControl {
-    requests: VecDeque<Map<String, Value>>,
-    pub offset_secs: i64,
-    next: NextToken,
-}
-
-impl TestControl {
-    /// Records an authorization request's parameters (oldest first, the last 50).
-    pub fn record(&mut self, params: &[(String, String)]) {
-        let map = params
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        self.requests.push_back(map);
-        while self.requests.len() > KEPT_REQUESTS {
-            self.requests.pop_front();
-        }
-    }
-
-    /// Consumed by the next `/authorize`.
-    pub fn take_ignore_acr_values(&mut self) -> bool {
-        std::mem::take(&mut self.next.ignore_acr_values)
-    }
-
-    /// Consumed by the next successful `/token`.
-    pub fn take_token_deviation(&mut self) -> TokenDeviation {
-        TokenDeviation {
-            id_token_claims: std::mem::take(&mut self.next.id_token_claims),
-            access_token_claims: std::mem::take(&mut self.next.access_token_claims),
-            signature: self.next.signature.take().unwrap_or_default(),
-            access_token_typ: self.next.access_token_typ.take(),
-        }
-    }
-}
-
-/// Merges `overrides` into `claims`; a JSON `null` removes the claim.
-pub fn merge_claims(claims: &mut Map<String, Value>, overrides: &Map<String, Value>) {
-    for (k, v) in overrides {
-        if v.is_null() {
-            claims.remove(k);
-        } else {
-            claims.insert(k.clone(), v.clone());
-        }
-    }
-}
+/// The grace period of a rotated key when the request names none.
+pub const DEFAULT_GRACE_SECS: i64 = 300;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::paths;
@@ -115,15 +52,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(paths::TC_CLOCK, web::put().to(set_clock))
         .route(paths::TC_NEXT_TOKEN, web::put().to(set_next_token))
         .route(paths::TC_NEXT_TOKEN, web::delete().to(clear_next_token))
-        .route(paths::TC_RESET, web::post().to(reset));
+        .route(paths::TC_RESET, web::post().to(reset))
+        .route(paths::TC_USERS, web::get().to(users))
+        .route(paths::TC_USER, web::get().to(user))
+        .route(paths::TC_USER, web::put().to(put_user))
+        .route(paths::TC_USER, web::patch().to(patch_user))
+        .route(paths::TC_USER, web::delete().to(delete_user))
+        .route(paths::TC_KEYS, web::get().to(keys))
+        .route(paths::TC_ROTATE_KEYS, web::post().to(rotate_keys));
 }
 
-/// `GET /test-control/authorize-requests`: `[{"params": {...}}]`, oldest first.
-async fn authorize_requests(idp: web::Data<Idp>) -> HttpResponse {
+fn invalid(description: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({
+        "error": "invalid_request", "error_description": description.to_string(),
+    }))
+}
+
+fn not_found(what: &str) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "not_found", "error_description": what }))
+}
+
+fn server_error(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "test control failed");
+    HttpResponse::InternalServerError().json(json!({
+        "error": "server_error", "error_description": e.to_string(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ClientFilter {
+    client_id: Option<String>,
+}
+
+/// `GET /test-control/authorize-requests[?client_id=c]`.
+async fn authorize_requests(idp: web::Data<Idp>, filter: web::Query<ClientFilter>) -> HttpResponse {
     let list: Vec<Value> = idp
         .control()
-        .requests
-        .iter()
+        .requests(filter.client_id.as_deref())
+        .into_iter()
         .map(|p| json!({ "params": p }))
         .collect();
     HttpResponse::Ok().json(list)
@@ -135,78 +101,168 @@ struct Clock {
     offset_secs: i64,
 }
 
-/// Offsets beyond a century are refused, so no time arithmetic can overflow.
-const MAX_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
-
 /// `PUT /test-control/clock` `{"offset_secs": i64}`.
 async fn set_clock(idp: web::Data<Idp>, body: web::Json<Clock>) -> HttpResponse {
-    if body.offset_secs.abs() > MAX_OFFSET_SECS {
-        return HttpResponse::BadRequest().json(json!({
-            "error": "invalid_request", "error_description": "offset_secs must be within ±100 years",
-        }));
+    match idp.clock.set_offset(body.offset_secs) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => invalid(format_args!("{e} ({MAX_OFFSET_SECS} s)")),
     }
-    idp.control().offset_secs = body.offset_secs;
-    HttpResponse::NoContent().finish()
 }
 
-/// `PUT /test-control/next-token`: replaces the pending deviations.
+/// `PUT /test-control/next-token`: replaces the waiting deviations (for its client or any).
 async fn set_next_token(idp: web::Data<Idp>, body: web::Json<NextToken>) -> HttpResponse {
-    idp.control().next = body.into_inner();
+    let next = body.into_inner();
+    if let Some(client) = &next.client_id
+        && idp.client(client).is_none()
+    {
+        return invalid(format_args!("no client {client:?} is registered"));
+    }
+    // A wrong RSA key is generated on first use: do it now, not in the next /token.
+    let mode = next.signature.unwrap_or_default();
+    if let Err(e) = idp.keys.prepare(mode).await {
+        return server_error(e);
+    }
+    idp.control().set(next);
     HttpResponse::NoContent().finish()
 }
 
-async fn clear_next_token(idp: web::Data<Idp>) -> HttpResponse {
-    idp.control().next = NextToken::default();
+/// `DELETE /test-control/next-token[?client_id=c]`.
+async fn clear_next_token(idp: web::Data<Idp>, filter: web::Query<ClientFilter>) -> HttpResponse {
+    idp.control().clear(filter.client_id.as_deref());
     HttpResponse::NoContent().finish()
 }
 
-/// `POST /test-control/reset`: no deviation, no clock offset (the request log stays).
+/// `POST /test-control/reset`: no deviation, no clock offset (the request log, users and
+/// keys stay).
 async fn reset(idp: web::Data<Idp>) -> HttpResponse {
-    let mut control = idp.control();
-    control.next = NextToken::default();
-    control.offset_secs = 0;
+    idp.control().clear(None);
+    idp.clock.set_offset(0).expect("zero is in range");
     HttpResponse::NoContent().finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `GET /test-control/users`.
+async fn users(idp: web::Data<Idp>) -> HttpResponse {
+    HttpResponse::Ok().json(idp.directory.views())
+}
 
-    #[test]
-    fn null_removes_and_values_override() {
-        let mut claims = Map::new();
-        claims.insert("aud".into(), json!("a"));
-        claims.insert("nonce".into(), json!("n"));
-        let overrides = json!({"aud": "evil", "nonce": null, "extra": 1});
-        merge_claims(&mut claims, overrides.as_object().unwrap());
-        assert_eq!(Value::Object(claims), json!({"aud": "evil", "extra": 1}));
+/// `GET /test-control/users/{username}`.
+async fn user(idp: web::Data<Idp>, username: web::Path<String>) -> HttpResponse {
+    match idp.directory.view(&username) {
+        Some(view) => HttpResponse::Ok().json(view),
+        None => not_found("no such user"),
     }
+}
 
-    #[test]
-    fn only_the_last_fifty_requests_are_kept_and_deviations_are_used_once() {
-        let mut tc = TestControl::default();
-        for i in 0..60 {
-            tc.record(&[("n".into(), i.to_string())]);
+/// `PUT /test-control/users/{username}`: adds or replaces the user.
+async fn put_user(
+    idp: web::Data<Idp>,
+    username: web::Path<String>,
+    body: web::Json<UserSpec>,
+) -> HttpResponse {
+    let mut spec = body.into_inner();
+    if spec.username.is_empty() {
+        spec.username = username.into_inner();
+    } else if spec.username != *username {
+        return invalid("the body's username differs from the path's");
+    }
+    let name = spec.username.clone();
+    // argon2 off the async runtime.
+    let built = web::block(move || NewUser::from_spec(&spec)).await;
+    let new = match built {
+        Ok(Ok(new)) => new,
+        Ok(Err(e)) => return invalid(format_args!("{e:#}")),
+        Err(e) => return server_error(e),
+    };
+    let created = idp.directory.put(new);
+    tracing::info!(user = %name, created, "test control: user set");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view: Option<UserView> = idp.directory.view(&name);
+    HttpResponse::build(status).json(view)
+}
+
+/// `PATCH /test-control/users/{username}`: changes some fields.
+async fn patch_user(
+    idp: web::Data<Idp>,
+    username: web::Path<String>,
+    body: web::Json<UserPatch>,
+) -> HttpResponse {
+    let patch = body.into_inner();
+    let idp = idp.into_inner();
+    let changed = web::block({
+        let idp = idp.clone();
+        move || idp.directory.patch(&username, &patch)
+    })
+    .await;
+    match changed {
+        Ok(Some(Ok(view))) => HttpResponse::Ok().json(view),
+        Ok(Some(Err(e))) => invalid(format_args!("{e:#}")),
+        Ok(None) => not_found("no such user"),
+        Err(e) => server_error(e),
+    }
+}
+
+/// `DELETE /test-control/users/{username}`.
+async fn delete_user(idp: web::Data<Idp>, username: web::Path<String>) -> HttpResponse {
+    if idp.directory.remove(&username) {
+        HttpResponse::NoContent().finish()
+    } else {
+        not_found("no such user")
+    }
+}
+
+/// `GET /test-control/keys`.
+async fn keys(idp: web::Data<Idp>) -> HttpResponse {
+    if let Err(e) = idp.keys.ready().await {
+        return server_error(e);
+    }
+    match idp.keys.status(idp.now()) {
+        Ok(status) => HttpResponse::Ok().json(status),
+        Err(e) => server_error(e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    alg: Option<SigningAlg>,
+    grace_secs: Option<i64>,
+}
+
+/// `POST /test-control/keys/rotate` `{"alg"?, "grace_secs"?}` (an empty body rotates all).
+async fn rotate_keys(idp: web::Data<Idp>, body: web::Bytes) -> HttpResponse {
+    let body: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
+        Rotate::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return invalid(e),
         }
-        assert_eq!(tc.requests.len(), 50);
-        assert_eq!(tc.requests[0]["n"], "10");
-        tc.next.ignore_acr_values = true;
-        tc.next.signature = Some(SignatureMode::None);
-        assert!(tc.take_ignore_acr_values());
-        assert!(!tc.take_ignore_acr_values());
-        assert_eq!(tc.take_token_deviation().signature, SignatureMode::None);
-        assert_eq!(tc.take_token_deviation().signature, SignatureMode::Valid);
+    };
+    let grace = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
+    if !(0..=MAX_OFFSET_SECS).contains(&grace) {
+        return invalid("grace_secs must be between 0 and 100 years");
     }
-
-    #[test]
-    fn access_token_typ_tells_null_from_absent() {
-        let parse = |v: Value| serde_json::from_value::<NextToken>(v).unwrap().access_token_typ;
-        assert_eq!(parse(json!({})), None);
-        assert_eq!(
-            parse(json!({"access_token_typ": "JWT"})),
-            Some(Some("JWT".into()))
-        );
-        assert_eq!(parse(json!({"access_token_typ": null})), Some(None));
-        assert!(serde_json::from_value::<NextToken>(json!({"access_token_typ": 1})).is_err());
+    let algs: Vec<SigningAlg> = body.alg.map_or(SigningAlg::ALL.to_vec(), |a| vec![a]);
+    let idp = idp.into_inner();
+    let rotated: Result<anyhow::Result<KeyStatus>, _> = web::block({
+        let idp = idp.clone();
+        // RSA generation blocks: off the async runtime.
+        move || {
+            let now = idp.now();
+            for alg in algs {
+                idp.keys.rotate(alg, grace, now)?;
+            }
+            idp.keys.status(now)
+        }
+    })
+    .await;
+    match rotated {
+        Ok(Ok(status)) => HttpResponse::Ok().json(status),
+        Ok(Err(e)) => server_error(e),
+        Err(e) => server_error(e),
     }
 }

@@ -1,18 +1,20 @@
 //! `/token` (OIDC Core §3.1.3, RFC 6749 §4.1.3): authenticates the client, redeems a code once
-//! with its PKCE verifier, and issues the ID token and an RFC 9068 access token.
+//! with its PKCE verifier, and issues the ID token and an RFC 9068 access token, both signed
+//! with the client's registered algorithm.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::config::{ClientRegistration, TokenAuthMethod};
+use super::control::{TokenDeviation, merge_claims};
+use super::directory::User;
 use super::errors::OAuthError;
 use super::protocol::is_pkce_value;
 use super::state::{CodeGrant, Idp, TOKEN_TTL_SECS};
-use super::test_control::merge_claims;
-use crate::config::ClientRegistration;
 use crate::web::{NO_STORE, pkce_s256, random_token, secrets_equal};
 
 #[derive(Debug, Deserialize)]
@@ -46,38 +48,89 @@ fn basic_credentials(req: &HttpRequest) -> Option<Result<(String, String), ()>> 
     Some(parse().ok_or(()))
 }
 
-/// Client authentication: `client_secret_basic` or `client_secret_post`, never both
-/// (RFC 6749 §2.3), secrets compared in constant time.
+/// How the client presented itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    Basic,
+    Post,
+    /// `client_id` alone: a public client (OIDC Core §9 `none`).
+    Nothing,
+}
+
+/// Client authentication (OIDC Core §9): `client_secret_basic`, `client_secret_post`, or
+/// `none` for public clients — never two at once (RFC 6749 §2.3) and only the method the
+/// client registered; secrets compared in constant time.
 fn authenticate<'a>(
     req: &HttpRequest,
     idp: &'a Idp,
     form: &TokenForm,
 ) -> Result<&'a ClientRegistration, OAuthError> {
-    let (client_id, secret, basic) = match (basic_credentials(req), &form.client_secret) {
+    let (client_id, secret, presented) = match (basic_credentials(req), &form.client_secret) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not two",
             ));
         }
-        (Some(Err(())), None) => return Err(OAuthError::invalid_client(true)),
+        (Some(Err(())), None) => {
+            return Err(OAuthError::invalid_client(
+                true,
+                "the Basic credentials cannot be read (RFC 6749 section 2.3.1)",
+            ));
+        }
         (Some(Ok((id, secret))), None) => {
             if form.client_id.as_deref().is_some_and(|c| c != id) {
-                return Err(OAuthError::invalid_client(true));
+                return Err(OAuthError::invalid_client(
+                    true,
+                    "client_id differs from the Basic credentials",
+                ));
             }
-            (id, secret, true)
+            (id, Some(secret), Presented::Basic)
         }
         (None, Some(secret)) => match &form.client_id {
-            Some(id) => (id.clone(), secret.clone(), false),
-            None => return Err(OAuthError::invalid_client(false)),
+            Some(id) => (id.clone(), Some(secret.clone()), Presented::Post),
+            None => return Err(OAuthError::invalid_client(false, "client_id is missing")),
         },
-        (None, None) => return Err(OAuthError::invalid_client(false)),
+        (None, None) => match &form.client_id {
+            Some(id) => (id.clone(), None, Presented::Nothing),
+            None => {
+                return Err(OAuthError::invalid_client(
+                    false,
+                    "client authentication is required",
+                ));
+            }
+        },
     };
+    let basic = presented == Presented::Basic;
+    let Some(client) = idp.client(&client_id) else {
+        tracing::info!(?client_id, "token request from an unknown client");
+        return Err(OAuthError::invalid_client(basic, "unknown client"));
+    };
+    let method_ok = match (client.token_endpoint_auth_method, presented) {
+        (Some(TokenAuthMethod::None), p) => p == Presented::Nothing,
+        (_, Presented::Nothing) => false,
+        (None, _) => true,
+        (Some(TokenAuthMethod::ClientSecretBasic), p) => p == Presented::Basic,
+        (Some(TokenAuthMethod::ClientSecretPost), p) => p == Presented::Post,
+    };
+    if !method_ok {
+        tracing::info!(?client_id, ?presented, "client used a method it did not register");
+        let description = match client.token_endpoint_auth_method {
+            Some(TokenAuthMethod::None) => "a public client sends no client secret".to_owned(),
+            Some(method) => format!("this client authenticates with {}", method.as_str()),
+            None => "this client authenticates with client_secret_basic or client_secret_post".to_owned(),
+        };
+        return Err(OAuthError::invalid_client(basic, description));
+    }
+    if presented == Presented::Nothing {
+        return Ok(client);
+    }
     use secrecy::ExposeSecret;
-    match idp.client(&client_id) {
-        Some(c) if secrets_equal(c.client_secret.expose_secret(), &secret) => Ok(c),
+    let expected = client.client_secret.as_ref().map(|s| s.expose_secret());
+    match (expected, secret.as_deref()) {
+        (Some(expected), Some(given)) if secrets_equal(expected, given) => Ok(client),
         _ => {
             tracing::info!(?client_id, "client authentication failed");
-            Err(OAuthError::invalid_client(basic))
+            Err(OAuthError::invalid_client(basic, "the client secret is wrong"))
         }
     }
 }
@@ -123,7 +176,22 @@ pub async fn token(
         Some(_) => return Err(OAuthError::invalid_grant("the PKCE code_verifier does not match")),
         None => return Err(OAuthError::invalid_grant("the PKCE code_verifier is missing")),
     }
-    let body = issue(&idp, &grant, now).map_err(OAuthError::server_error)?;
+    let Some(user) = idp.directory.user(&grant.user) else {
+        return Err(OAuthError::invalid_grant(
+            "the user of this code no longer exists",
+        ));
+    };
+    let deviation = if idp.test_control {
+        idp.control().take_token_deviation(&client.client_id)
+    } else {
+        TokenDeviation::default()
+    };
+    // The first RS256 token may wait for the key generated in the background.
+    idp.keys
+        .prepare(deviation.signature)
+        .await
+        .map_err(OAuthError::server_error)?;
+    let body = issue(&idp, client, &grant, &user, deviation, now).map_err(OAuthError::server_error)?;
     tracing::info!(user = %grant.user, client = %grant.client_id, acr = grant.auth.acr, "tokens issued");
     Ok(HttpResponse::Ok()
         .insert_header(NO_STORE)
@@ -131,26 +199,32 @@ pub async fn token(
         .json(body))
 }
 
-fn issue(idp: &Idp, grant: &CodeGrant, now: i64) -> anyhow::Result<Value> {
-    let user = idp
-        .directory
-        .user(&grant.user)
-        .ok_or_else(|| anyhow::anyhow!("the user of a code left the directory"))?;
-    let deviation = if idp.test_control {
-        idp.control().take_token_deviation()
-    } else {
-        Default::default()
-    };
+fn issue(
+    idp: &Idp,
+    client: &ClientRegistration,
+    grant: &CodeGrant,
+    user: &User,
+    deviation: TokenDeviation,
+    now: i64,
+) -> anyhow::Result<Value> {
     let exp = now + TOKEN_TTL_SECS;
-    // OIDC Core §2 and §5.1; acr/amr/auth_time per §2 and RFC 8176.
-    let mut id = json!({
-        "iss": idp.issuer, "sub": user.username, "aud": grant.client_id, "azp": grant.client_id,
-        "exp": exp, "iat": now, "auth_time": grant.auth.auth_time,
-        "acr": grant.auth.acr, "amr": grant.auth.amr, "sid": grant.sid,
-        "roles": user.roles, "name": user.name, "email": user.email,
-    });
+    // OIDC Core §2 and §5.1; acr/amr/auth_time per §2 and RFC 8176. The user's extra claims
+    // first, so none can stand in for a claim Fabrikam ID sets (the configuration refuses
+    // those names anyway).
+    let mut id = user.claims.clone();
+    merge_claims(
+        &mut id,
+        json!({
+            "iss": idp.issuer, "sub": user.username, "aud": grant.client_id, "azp": grant.client_id,
+            "exp": exp, "iat": now, "auth_time": grant.auth.auth_time,
+            "acr": grant.auth.acr, "amr": grant.auth.amr, "sid": grant.sid,
+            "roles": user.roles, "name": user.name, "email": user.email,
+        })
+        .as_object()
+        .expect("an object"),
+    );
     if let Some(nonce) = &grant.nonce {
-        id["nonce"] = json!(nonce);
+        id.insert("nonce".into(), json!(nonce));
     }
     // RFC 9068 §2.2: the claims of a JWT access token.
     let mut access = json!({
@@ -158,19 +232,21 @@ fn issue(idp: &Idp, grant: &CodeGrant, now: i64) -> anyhow::Result<Value> {
         "iat": now, "exp": exp, "jti": random_token(16), "scope": grant.scope,
         "acr": grant.auth.acr, "amr": grant.auth.amr, "auth_time": grant.auth.auth_time,
         "roles": user.roles,
-    });
-    let as_map = |v: &mut Value| -> Map<String, Value> { v.as_object().cloned().unwrap_or_default() };
-    let mut id_claims = as_map(&mut id);
-    let mut access_claims = as_map(&mut access);
-    merge_claims(&mut id_claims, &deviation.id_token_claims);
-    merge_claims(&mut access_claims, &deviation.access_token_claims);
-    let id_token = idp.keys.sign(Some("JWT"), &id_claims, deviation.signature)?;
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    merge_claims(&mut id, &deviation.id_token_claims);
+    merge_claims(&mut access, &deviation.access_token_claims);
+    // Both tokens with the client's registered algorithm (RS256 unless it chose ES256).
+    let alg = client.id_token_signed_response_alg;
+    let id_token = idp.keys.sign(alg, Some("JWT"), &id, deviation.signature)?;
     // RFC 9068 §2.1: `typ: at+jwt` (test control may replace or drop it).
     let access_typ = match &deviation.access_token_typ {
         None => Some("at+jwt"),
         Some(typ) => typ.as_deref(),
     };
-    let access_token = idp.keys.sign(access_typ, &access_claims, deviation.signature)?;
+    let access_token = idp.keys.sign(alg, access_typ, &access, deviation.signature)?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::control::merge_claims;
 use super::errors::OAuthError;
 use super::state::Idp;
 
@@ -17,9 +18,10 @@ pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpRespo
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(|| OAuthError::invalid_token("a bearer access token is required"))?;
+    idp.keys.ready().await.map_err(OAuthError::server_error)?;
     let claims = idp
         .keys
-        .verify(token, &idp.issuer, Some(idp.now()))
+        .verify(token, &idp.issuer, idp.now(), true)
         .map_err(|_| OAuthError::invalid_token("the access token is invalid or expired"))?;
     // Only our access tokens (RFC 9068 §4: the audience is the API), not ID tokens.
     let audience_ok = match claims.get("aud") {
@@ -37,7 +39,12 @@ pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpRespo
         .and_then(Value::as_str)
         .and_then(|sub| idp.directory.user(sub))
         .ok_or_else(|| OAuthError::invalid_token("the token's subject is unknown"))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "sub": user.username, "name": user.name, "email": user.email, "roles": user.roles,
-    })))
+    let mut claims = user.claims.clone();
+    merge_claims(
+        &mut claims,
+        json!({ "sub": user.username, "name": user.name, "email": user.email, "roles": user.roles })
+            .as_object()
+            .expect("an object"),
+    );
+    Ok(HttpResponse::Ok().json(claims))
 }

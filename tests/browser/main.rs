@@ -37,6 +37,7 @@ async fn servers() -> Servers {
     s.fabrikam_public_url = None;
     s.oidc_issuer_url = None;
     s.idp_issuer_url = None;
+    s.idp_config = None;
     let data_dir = std::env::temp_dir().join(format!("fabrikam-browser-{}", fabrikam::web::random_token(9)));
     std::fs::create_dir_all(&data_dir).unwrap();
     s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());

@@ -10,6 +10,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::HeaderMap;
 use url::Url;
 
+use crate::html;
 use crate::support::{TestIdp, totp_code};
 
 /// One HTTP response, read whole.
@@ -40,96 +41,8 @@ impl Visit {
     }
 
     pub fn has_form_field(&self, name: &str) -> bool {
-        forms(&self.body)
-            .iter()
-            .any(|f| f.fields.iter().any(|(n, _)| n == name))
+        html::form_with_field(&self.body, name).is_some()
     }
-}
-
-/// A `<form>` found in a page: its action and named inputs with their values.
-#[derive(Debug, Clone)]
-pub struct Form {
-    pub action: String,
-    pub fields: Vec<(String, String)>,
-}
-
-/// Finds every form and its `<input>`s. Enough HTML for our own templates.
-pub fn forms(html: &str) -> Vec<Form> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(start) = rest.find("<form") {
-        let after = &rest[start..];
-        let end = after.find("</form>").unwrap_or(after.len());
-        let form_html = &after[..end];
-        let tag_end = form_html.find('>').unwrap_or(form_html.len());
-        let attrs = attributes(&form_html[5..tag_end]);
-        let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let mut fields = Vec::new();
-        let mut inputs = &form_html[tag_end..];
-        while let Some(i) = inputs.find("<input") {
-            let tag = &inputs[i + 6..];
-            let close = tag.find('>').unwrap_or(tag.len());
-            let a = attributes(&tag[..close]);
-            let get_input = |n: &str| a.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-            if let Some(name) = get_input("name") {
-                fields.push((name, get_input("value").unwrap_or_default()));
-            }
-            inputs = &tag[close..];
-        }
-        out.push(Form {
-            action: get("action").unwrap_or_default(),
-            fields,
-        });
-        rest = &after[end.min(after.len())..];
-        if end == after.len() {
-            break;
-        }
-    }
-    out
-}
-
-fn attributes(tag: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut s = tag.trim_start();
-    while !s.is_empty() && !s.starts_with('/') {
-        let name_end = s
-            .find(|c: char| c == '=' || c.is_whitespace() || c == '/')
-            .unwrap_or(s.len());
-        let name = s[..name_end].to_ascii_lowercase();
-        s = s[name_end..].trim_start();
-        let mut value = String::new();
-        if let Some(r) = s.strip_prefix('=') {
-            let r = r.trim_start();
-            if let Some(q) = r.chars().next().filter(|c| *c == '"' || *c == '\'') {
-                let close = r[1..].find(q).map_or(r.len(), |i| i + 1);
-                value = decode_entities(&r[1..close]);
-                s = r.get(close + 1..).unwrap_or("");
-            } else {
-                let end = r.find(char::is_whitespace).unwrap_or(r.len());
-                value = decode_entities(&r[..end]);
-                s = &r[end..];
-            }
-        }
-        if !name.is_empty() {
-            out.push((name, value));
-        }
-        s = s.trim_start();
-    }
-    out
-}
-
-/// Undoes askama's HTML escaping.
-pub fn decode_entities(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#38;", "&")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#x2f;", "/")
-        .replace("&#x2F;", "/")
-        .replace("&amp;", "&")
 }
 
 /// Both servers and a browser.
@@ -202,6 +115,7 @@ impl TestApp {
         s.fabrikam_public_url = None;
         s.oidc_issuer_url = None;
         s.idp_issuer_url = None;
+        s.idp_config = None;
         s.session_secret = None;
         s.test_control = true;
         let data_dir = std::env::temp_dir().join(format!("fabrikam-e2e-{}", fabrikam::web::random_token(9)));
@@ -218,7 +132,7 @@ impl TestApp {
         s: Settings,
         data_dir: std::path::PathBuf,
         intranet_addr: std::net::SocketAddr,
-        idp_config: fabrikam::config::IdpConfig,
+        idp_config: fabrikam::idp::IdpConfig,
     ) -> Self {
         let bound = fabrikam::config::url_for(intranet_addr);
         let base = Url::parse(bound.as_str().trim_end_matches('/')).unwrap();
@@ -326,20 +240,15 @@ impl TestApp {
 
     pub async fn submit_no_follow(&self, page: &Visit, fields: &[(&str, &str)]) -> Visit {
         let key = fields[0].0;
-        let form = forms(&page.body)
-            .into_iter()
-            .find(|f| f.fields.iter().any(|(n, _)| n == key))
+        let form = html::form_with_field(&page.body, key)
             .unwrap_or_else(|| panic!("no form with a field {key} at {}:\n{}", page.url, page.body));
+        // What the browser sends untouched (unticked checkboxes are not), then the fields given.
         let mut values: Vec<(String, String)> = form
-            .fields
+            .defaults()
             .into_iter()
             .filter(|(n, _)| !fields.iter().any(|(k, _)| k == n))
             .collect();
         values.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        // Checkboxes are sent only when ticked.
-        values.retain(|(n, v)| {
-            n != "remember_browser" || fields.iter().any(|(k, _)| *k == "remember_browser") && !v.is_empty()
-        });
         let action = page.url.join(&form.action).unwrap();
         self.post_form(action, &values).await
     }
@@ -397,11 +306,8 @@ impl TestApp {
 
     /// The CSRF token of the intranet page's logout form.
     pub fn csrf_of(page: &Visit) -> String {
-        forms(&page.body)
-            .into_iter()
-            .flat_map(|f| f.fields)
-            .find(|(n, _)| n == "csrf_token")
-            .map(|(_, v)| v)
+        html::form_with_field(&page.body, "csrf_token")
+            .and_then(|f| f.value("csrf_token").map(str::to_owned))
             .expect("a page with a logout form")
     }
 

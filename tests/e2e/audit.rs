@@ -189,9 +189,7 @@ async fn the_interstitial_explains_and_its_button_starts_the_step_up() {
             .contains("This page shows salary data. Fabrikam ID will ask for your authenticator code.")
     );
     assert!(!page.body.contains("104,000"));
-    let start = page.body.find("href=\"/login?").expect("a Continue link") + 6;
-    let href = &page.body[start..start + page.body[start..].find('"').unwrap()];
-    let href = crate::app::decode_entities(href);
+    let href = crate::html::link_starting_with(&page.body, "/login?").expect("a Continue link");
     let go = app.get(&href).await;
     assert_eq!(go.status, StatusCode::FOUND);
     assert!(

@@ -35,6 +35,9 @@ impl Process {
             "IDP_ISSUER_URL",
             "OIDC_ISSUER_URL",
             "OIDC_PROVIDER_NAME",
+            "IDP_CONFIG",
+            "IDP_SIGNING_KEY",
+            "IDP_RSA_SIGNING_KEY",
         ] {
             command.env_remove(name);
         }
@@ -93,7 +96,13 @@ async fn the_binary_never_logs_secrets_codes_or_tokens() {
         data_dir.join("server.log"),
     );
     let public = fabrikam::config::url_for(site);
-    let app = TestApp::attach(s.clone(), data_dir, site, s.idp_config(idp, &public)).await;
+    let app = TestApp::attach(
+        s.clone(),
+        data_dir,
+        site,
+        fabrikam::idp::IdpConfig::from_settings(&s, idp, &public).unwrap(),
+    )
+    .await;
     first_answer(&app.plain, app.url("/healthz").as_str()).await;
 
     // Sign in, step up, read a salary, sign out: every secret the log could catch.

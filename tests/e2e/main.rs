@@ -7,6 +7,7 @@
 
 mod app;
 mod audit;
+mod html;
 mod idp;
 mod intranet;
 mod logs;

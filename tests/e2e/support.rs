@@ -1,35 +1,40 @@
-//! Test support: start Fabrikam ID on port 0 and act as a browser and a relying party.
+//! Test support: Fabrikam ID on port 0 through the library's own [`TestProvider`], a browser,
+//! and a relying party's helpers.
 //!
-//! - [`spawn_idp`] starts Fabrikam ID (test control on) with the intranet client registered.
+//! - [`spawn_idp`] starts Fabrikam ID (test control on) with the intranet client registered;
+//!   [`TestIdp::start`] starts it from any [`TestProviderBuilder`].
 //! - [`Browser`] keeps cookies and never follows redirects on its own; its helpers follow
 //!   the OP's own redirects and stop at an OP page ([`Landing::Page`]) or at the client's
 //!   callback ([`Landing::Callback`]).
-//! - [`TestIdp`] redeems codes, verifies ID tokens with the `openidconnect` crate (as the
-//!   intranet does) and drives the test-control API.
+//! - [`TestIdp`] acts as one registered client: it redeems codes, verifies ID tokens with the
+//!   `openidconnect` crate (as the intranet does), runs whole journeys (`login`, `step_up`,
+//!   `at_the_code_page`, ...) and drives the test-control API through [`TestProvider`].
 
 #![allow(dead_code)] // not every module uses every helper
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fabrikam::config::{ClientRegistration, IdpConfig, url_for};
+use fabrikam::idp::control::NextToken;
+use fabrikam::idp::{ClientRegistration, IdpConfig, TestProvider, TestProviderBuilder};
 use openidconnect::core::{
     CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce, RedirectUrl};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::redirect::Policy;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use url::Url;
+
+use crate::html;
 
 pub const CLIENT_ID: &str = "fabrikam-intranet";
 pub const CLIENT_SECRET: &str = "fabrikam-demo-secret";
 pub const ACR_PASSWORD: &str = "urn:fabrikam:acr:password";
 pub const ACR_MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
-/// The documented TOTP secrets (DESIGN.md).
+/// The documented TOTP secrets (README).
 pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const BOB_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 pub const SESSION_COOKIE: &str = "fabrikam_idp_session";
@@ -55,42 +60,51 @@ impl Default for IdpOptions {
     }
 }
 
-/// A running Fabrikam ID.
+/// A running Fabrikam ID, seen by one of its clients.
 pub struct TestIdp {
+    /// The library's handle: issuer, control API; stops the server when the last is dropped.
+    pub provider: Arc<TestProvider>,
     /// The issuer's base URL (always with a trailing slash; join paths onto it).
     pub issuer: Url,
-    /// The issuer identifier exactly as `iss` and discovery carry it (no trailing slash).
+    /// The issuer identifier exactly as `iss` and discovery carry it.
     pub issuer_id: String,
     pub config: IdpConfig,
+    /// The client these helpers act as.
+    pub client: ClientRegistration,
+    pub client_id: String,
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
     /// A plain client (no cookies, no redirects) for API calls.
     pub api: reqwest::Client,
 }
 
-/// Starts Fabrikam ID on `127.0.0.1:0` in this test's runtime.
+/// Starts Fabrikam ID on `127.0.0.1:0` in this test's runtime, with the intranet's client.
 pub async fn spawn_idp(options: IdpOptions) -> TestIdp {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let issuer = url_for(listener.local_addr().expect("a bound address"));
     let client = ClientRegistration::for_intranet(
         CLIENT_ID,
         SecretString::from(CLIENT_SECRET),
         &options.rp_public_url,
     );
-    let config = IdpConfig {
-        issuer,
-        clients: vec![client],
-        mfa_at_login: options.mfa_at_login,
-        test_control: options.test_control,
-        api_audience: "fabrikam-api".into(),
-        signing_key_pem: None,
-    };
-    TestIdp::spawn(config, listener).await
+    let mut builder = TestProvider::builder()
+        .client(client)
+        .mfa_at_login(options.mfa_at_login);
+    if !options.test_control {
+        builder = builder.without_test_control();
+    }
+    TestIdp::start(builder).await
 }
 
 impl TestIdp {
-    /// Starts Fabrikam ID with `config` (its first client is the one the helpers act as).
-    pub async fn spawn(config: IdpConfig, listener: TcpListener) -> TestIdp {
+    /// Starts Fabrikam ID from `builder`; the helpers act as its first client.
+    pub async fn start(builder: TestProviderBuilder) -> TestIdp {
+        let provider = builder.start().await.expect("Fabrikam ID starts");
+        let client_id = provider.config().clients[0].client_id.clone();
+        TestIdp::from_provider(Arc::new(provider), &client_id)
+    }
+
+    /// Starts Fabrikam ID with `config` on `listener` (its first client is the one the
+    /// helpers act as).
+    pub async fn spawn(config: IdpConfig, listener: std::net::TcpListener) -> TestIdp {
         let server = fabrikam::idp::build(config.clone(), listener)
             .await
             .expect("Fabrikam ID builds");
@@ -98,20 +112,42 @@ impl TestIdp {
         TestIdp::new(config)
     }
 
-    /// Helpers for a Fabrikam ID already running with `config`.
+    /// Helpers for a Fabrikam ID already running with `config`, acting as its first client.
     pub fn new(config: IdpConfig) -> TestIdp {
-        let client = &config.clients[0];
-        let redirect_uri = client.redirect_uris[0].to_string();
-        let post_logout_redirect_uri = client.post_logout_redirect_uris[0].to_string();
-        let issuer = fabrikam::config::with_trailing_slash(&config.issuer);
+        let client_id = config.clients[0].client_id.clone();
+        TestIdp::from_provider(Arc::new(TestProvider::attach(config)), &client_id)
+    }
+
+    fn from_provider(provider: Arc<TestProvider>, client_id: &str) -> TestIdp {
+        let config = provider.config().clone();
+        let client = config.client(client_id).expect("a registered client").clone();
         TestIdp {
-            issuer_id: fabrikam::config::issuer_id(&issuer),
-            issuer,
+            issuer: provider.base_url().clone(),
+            issuer_id: provider.issuer().to_owned(),
+            redirect_uri: client.redirect_uris[0].clone(),
+            post_logout_redirect_uri: client
+                .post_logout_redirect_uris
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            client_id: client.client_id.clone(),
+            client,
             config,
-            redirect_uri,
-            post_logout_redirect_uri,
+            provider,
             api: no_redirects().build().unwrap(),
         }
+    }
+
+    /// The same provider, seen by another of its clients.
+    pub fn as_client(&self, client_id: &str) -> TestIdp {
+        TestIdp::from_provider(Arc::clone(&self.provider), client_id)
+    }
+
+    /// This client, answering at another of its redirect URIs.
+    pub fn with_redirect_uri(mut self, uri: &str) -> TestIdp {
+        assert!(self.client.has_redirect_uri(uri), "{uri} is registered");
+        self.redirect_uri = uri.to_owned();
+        self
     }
 }
 
@@ -159,12 +195,12 @@ impl Landing {
         }
     }
 
-    /// The OP page at `path` (e.g. `/login`, `/mfa`, `/enroll`), with status 200.
+    /// The OP page at `path` under the issuer (e.g. `/login`, `/mfa`, `/enroll`), status 200.
     #[track_caller]
     pub fn expect_page(self, path: &str) -> Page {
         let page = self.page();
         assert_eq!(
-            page.url.path(),
+            page.path,
             path,
             "expected the page {path}, got {}: {}",
             page.url,
@@ -189,84 +225,44 @@ impl Landing {
 }
 
 /// An HTML page from the OP.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Page {
     pub url: Url,
+    /// The URL's path under the issuer (`/login` whatever the issuer's own path).
+    pub path: String,
     pub status: u16,
     pub html: String,
 }
 
 impl Page {
+    /// The page's (first) form.
+    #[track_caller]
+    pub fn form(&self) -> html::Form {
+        html::forms(&self.html)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{} has no form: {}", self.url, self.text()))
+    }
+
     /// The hidden inputs of the page's form.
     pub fn hidden_fields(&self) -> Vec<(String, String)> {
-        inputs(&self.html)
-            .into_iter()
-            .filter(|attrs| attr(attrs, "type").as_deref() == Some("hidden"))
-            .filter_map(|attrs| Some((attr(&attrs, "name")?, attr(&attrs, "value").unwrap_or_default())))
-            .collect()
+        self.form().hidden()
     }
 
     /// The absolute URL the page's (first) form posts to.
     pub fn form_action(&self) -> Url {
-        let start = self.html.find("<form").expect("the page has a form");
-        let tag = &self.html[start..start + self.html[start..].find('>').unwrap()];
-        let action = attr(tag, "action").expect("the form has an action");
-        self.url.join(&action).expect("a valid form action")
+        self.url.join(&self.form().action).expect("a valid form action")
     }
 
     /// The text of the element with `id`, e.g. `totp-secret`.
     pub fn element_text(&self, id: &str) -> Option<String> {
-        let marker = format!("id=\"{id}\"");
-        let at = self.html.find(&marker)?;
-        let open_end = at + self.html[at..].find('>')? + 1;
-        let close = open_end + self.html[open_end..].find('<')?;
-        Some(unescape(self.html[open_end..close].trim()))
+        html::element_text(&self.html, id)
     }
 
-    /// The page's visible words, roughly (tags removed), for messages and assertions.
+    /// The page's visible words, for messages and assertions.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        let mut in_tag = false;
-        for c in self.html.chars() {
-            match c {
-                '<' => in_tag = true,
-                '>' => {
-                    in_tag = false;
-                    out.push(' ');
-                }
-                _ if !in_tag => out.push(c),
-                _ => {}
-            }
-        }
-        unescape(&out.split_whitespace().collect::<Vec<_>>().join(" "))
+        html::text(&self.html)
     }
-}
-
-/// The attribute strings of every `<input ...>` tag.
-fn inputs(html: &str) -> Vec<String> {
-    html.match_indices("<input")
-        .filter_map(|(i, _)| html[i..].find('>').map(|end| html[i..i + end].to_owned()))
-        .collect()
-}
-
-/// `name="value"` from a tag's text.
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let end = start + tag[start..].find('"')?;
-    Some(unescape(&tag[start..end]))
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&#60;", "<")
-        .replace("&gt;", ">")
-        .replace("&#62;", ">")
-        .replace("&amp;", "&")
-        .replace("&#38;", "&")
 }
 
 /// The query of a redirect to the client.
@@ -276,6 +272,7 @@ pub struct Callback {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
+    pub error_description: Option<String>,
 }
 
 impl Callback {
@@ -289,6 +286,7 @@ impl Callback {
             code: get("code"),
             state: get("state"),
             error: get("error"),
+            error_description: get("error_description"),
             url,
         }
     }
@@ -320,7 +318,9 @@ impl Browser {
 
     /// Drops the OP session cookie, keeping the others (a new browser session).
     pub fn forget_session(&self) {
-        let expired = format!("{SESSION_COOKIE}=; Max-Age=0; Path=/");
+        let path = self.issuer.path().trim_end_matches('/');
+        let path = if path.is_empty() { "/" } else { path };
+        let expired = format!("{SESSION_COOKIE}=; Max-Age=0; Path={path}");
         self.jar.add_cookie_str(&expired, &self.issuer);
     }
 
@@ -350,6 +350,12 @@ impl Browser {
         panic!("more than 20 redirects");
     }
 
+    /// Whether `url` is one of the OP's own (same origin, under the issuer's path).
+    fn is_op(&self, url: &Url) -> bool {
+        let prefix = self.issuer.path().trim_end_matches('/');
+        url.origin() == self.issuer.origin() && url.path().starts_with(prefix)
+    }
+
     /// Follows the OP's own redirects until an OP page or a redirect away from the OP.
     pub async fn follow(&self, mut response: reqwest::Response) -> Landing {
         for _ in 0..10 {
@@ -357,7 +363,15 @@ impl Browser {
             if !response.status().is_redirection() {
                 let status = response.status().as_u16();
                 let html = response.text().await.unwrap_or_default();
-                return Landing::Page(Page { url, status, html });
+                let prefix = self.issuer.path().trim_end_matches('/');
+                let path = url.path().strip_prefix(prefix).unwrap_or(url.path());
+                let path = if path.is_empty() { "/" } else { path }.to_owned();
+                return Landing::Page(Page {
+                    url,
+                    path,
+                    status,
+                    html,
+                });
             }
             let location = response
                 .headers()
@@ -365,7 +379,7 @@ impl Browser {
                 .and_then(|l| l.to_str().ok())
                 .expect("a redirect has a Location");
             let next = url.join(location).expect("a valid Location");
-            if next.origin() != self.issuer.origin() {
+            if !self.is_op(&next) {
                 return Landing::Callback(Callback::from_url(next));
             }
             response = self.get(&next).await;
@@ -383,15 +397,7 @@ impl Browser {
 
     /// Posts `page`'s form with its hidden fields plus `fields`.
     pub async fn submit(&self, page: &Page, fields: &[(&str, &str)]) -> Landing {
-        let mut form = page.hidden_fields();
-        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let response = self
-            .client
-            .post(page.form_action())
-            .form(&form)
-            .send()
-            .await
-            .expect("POST reaches the OP");
+        let response = self.submit_raw(page, fields).await;
         self.follow(response).await
     }
 
@@ -468,6 +474,16 @@ pub fn jwt_header(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON header")
 }
 
+/// The `amr` claim as strings.
+pub fn amr(claims: &Value) -> Vec<String> {
+    serde_json::from_value(claims["amr"].clone()).expect("amr is an array of strings")
+}
+
+/// A `claims` parameter asking for an essential `acr` among `values` (OIDC Core §5.5.1.1).
+pub fn essential_acr(values: &[&str]) -> String {
+    json!({ "id_token": { "acr": { "essential": true, "values": values } } }).to_string()
+}
+
 /// A successful token response.
 #[derive(Debug, Clone)]
 pub struct Tokens {
@@ -481,9 +497,7 @@ pub struct Tokens {
 
 impl TestIdp {
     pub fn url(&self, path: &str) -> Url {
-        self.issuer
-            .join(path.trim_start_matches('/'))
-            .expect("a valid path")
+        self.provider.url(path)
     }
 
     pub fn browser(&self) -> Browser {
@@ -499,13 +513,12 @@ impl TestIdp {
         }
     }
 
-    /// An authorization URL for the registered client; `extra` adds or (with "") removes
-    /// parameters.
+    /// An authorization URL for this client; `extra` adds or (with "") removes parameters.
     pub fn authorize_url(&self, flow: &Flow, extra: &[(&str, &str)]) -> Url {
         let challenge = flow.challenge();
         let mut params: Vec<(&str, &str)> = vec![
             ("response_type", "code"),
-            ("client_id", CLIENT_ID),
+            ("client_id", &self.client_id),
             ("redirect_uri", &self.redirect_uri),
             ("scope", "openid profile email"),
             ("state", &flow.state),
@@ -524,27 +537,40 @@ impl TestIdp {
         url
     }
 
-    /// `POST /token` with client_secret_basic; the raw response.
+    /// `GET /logout` with `params`.
+    pub fn logout_url(&self, params: &[(&str, &str)]) -> Url {
+        let mut url = self.url("/logout");
+        if !params.is_empty() {
+            url.query_pairs_mut().extend_pairs(params);
+        }
+        url
+    }
+
+    /// `POST /token` as this client (its secret with client_secret_basic, or its client_id
+    /// alone if public); the raw response.
     pub async fn redeem_raw(&self, code: &str, verifier: &str) -> reqwest::Response {
-        self.api
-            .post(self.url("/token"))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &self.redirect_uri),
-                ("code_verifier", verifier),
-            ])
-            .send()
-            .await
-            .expect("POST /token")
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        let mut request = self.api.post(self.url("/token"));
+        match &self.client.client_secret {
+            Some(secret) => {
+                request = request.basic_auth(&self.client_id, Some(secret.expose_secret()));
+            }
+            None => form.push(("client_id", &self.client_id)),
+        }
+        request.form(&form).send().await.expect("POST /token")
     }
 
     /// Redeems a code that must succeed.
     pub async fn redeem(&self, code: &str, flow: &Flow) -> Tokens {
         let response = self.redeem_raw(code, &flow.verifier).await;
-        assert_eq!(response.status(), 200, "token endpoint refused the code");
+        let status = response.status();
         let body: Value = response.json().await.expect("a JSON token response");
+        assert_eq!(status, 200, "the token endpoint refused the code: {body}");
         let id_token = body["id_token"].as_str().expect("an id_token").to_owned();
         let access_token = body["access_token"].as_str().expect("an access_token").to_owned();
         Tokens {
@@ -565,17 +591,22 @@ impl TestIdp {
             .expect("discovery parses")
     }
 
-    /// Verifies an ID token as an `openidconnect` RP would (OIDC Core §3.1.3.7), ES256 allowed.
+    /// Verifies an ID token as an `openidconnect` RP would (OIDC Core §3.1.3.7), with the
+    /// algorithms discovery advertises (RS256, ES256).
     pub async fn verify_id_token(&self, id_token: &str, nonce: &str) -> Result<CoreIdTokenClaims, String> {
         let client = CoreClient::from_provider_metadata(
             self.metadata().await,
-            ClientId::new(CLIENT_ID.into()),
-            Some(ClientSecret::new(CLIENT_SECRET.into())),
+            ClientId::new(self.client_id.clone()),
+            self.client
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
         )
         .set_redirect_uri(RedirectUrl::new(self.redirect_uri.clone()).unwrap());
-        let verifier = client
-            .id_token_verifier()
-            .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+        let verifier = client.id_token_verifier().set_allowed_algs(vec![
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        ]);
         let token: CoreIdToken = id_token.parse().map_err(|e| format!("unparsable: {e}"))?;
         token
             .claims(&verifier, &Nonce::new(nonce.to_owned()))
@@ -583,16 +614,54 @@ impl TestIdp {
             .map_err(|e| e.to_string())
     }
 
-    /// A full password login of `user` in `browser` (which must not have an OP session).
-    pub async fn login(&self, browser: &Browser, user: &str, extra: &[(&str, &str)]) -> (Flow, Tokens) {
+    // ---- journeys ----
+
+    /// `browser` at the login page of a new authorization request (`extra` parameters).
+    pub async fn at_the_login_page(&self, browser: &Browser, extra: &[(&str, &str)]) -> (Flow, Page) {
         let flow = Flow::new();
         let page = browser.authorize(self, &flow, extra).await.expect_page("/login");
+        (flow, page)
+    }
+
+    /// `browser` signed in as `user` with the password, on the second-factor page of a
+    /// step-up (`/mfa`, or `/enroll` for a user without a second factor).
+    pub async fn at_the_code_page(&self, browser: &Browser, user: &str) -> (Flow, Page) {
+        let (flow, login) = self.at_the_login_page(browser, &[("acr_values", ACR_MFA)]).await;
+        let page = browser
+            .submit_login(&login, user, &format!("{user}-password"))
+            .await
+            .page();
+        (flow, page)
+    }
+
+    /// A password sign-in of `user` in `browser` (which must have no OP session), up to the
+    /// code in the callback, not redeemed.
+    pub async fn code_after_login(
+        &self,
+        browser: &Browser,
+        user: &str,
+        extra: &[(&str, &str)],
+    ) -> (Flow, String) {
+        let (flow, page) = self.at_the_login_page(browser, extra).await;
         let callback = browser
             .submit_login(&page, user, &format!("{user}-password"))
             .await
             .callback();
         assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
-        let tokens = self.redeem(&callback.code(), &flow).await;
+        (flow, callback.code())
+    }
+
+    /// A code for `browser`, which is signed in already (SSO: no page on the way).
+    pub async fn sso_code(&self, browser: &Browser, extra: &[(&str, &str)]) -> (Flow, String) {
+        let flow = Flow::new();
+        let code = browser.authorize(self, &flow, extra).await.callback().code();
+        (flow, code)
+    }
+
+    /// A full password login of `user` in `browser` (which must not have an OP session).
+    pub async fn login(&self, browser: &Browser, user: &str, extra: &[(&str, &str)]) -> (Flow, Tokens) {
+        let (flow, code) = self.code_after_login(browser, user, extra).await;
+        let tokens = self.redeem(&code, &flow).await;
         (flow, tokens)
     }
 
@@ -610,13 +679,13 @@ impl TestIdp {
         let mut params = vec![("acr_values", ACR_MFA)];
         params.extend_from_slice(extra);
         let mut page = browser.authorize(self, &flow, &params).await.page();
-        if page.url.path() == "/login" {
+        if page.path == "/login" {
             page = browser
                 .submit_login(&page, user, &format!("{user}-password"))
                 .await
                 .page();
         }
-        assert_eq!(page.url.path(), "/mfa", "the OP asks for the second factor");
+        assert_eq!(page.path, "/mfa", "the OP asks for the second factor");
         let callback = browser
             .submit_code(&page, &totp_code(user, step_offset), false)
             .await
@@ -626,50 +695,95 @@ impl TestIdp {
         (flow, tokens)
     }
 
-    // ---- test control ----
+    /// A step-up in `browser`, which is signed in already: the OP must ask only the second
+    /// factor (`/mfa`), which gets `code`; the code from the callback is redeemed.
+    pub async fn sso_step_up(&self, browser: &Browser, code: &str, extra: &[(&str, &str)]) -> (Flow, Tokens) {
+        let flow = Flow::new();
+        let mut params = vec![("acr_values", ACR_MFA)];
+        params.extend_from_slice(extra);
+        let mfa = browser.authorize(self, &flow, &params).await.expect_page("/mfa");
+        let tokens = self.finish_with_code(browser, &mfa, &flow, code).await;
+        (flow, tokens)
+    }
 
-    pub async fn set_next_token(&self, body: Value) {
-        let r = self
+    /// Enters `code` on the second-factor or enrolment `page` of `flow`, expects the answer
+    /// at the client's callback, and redeems it.
+    pub async fn finish_with_code(&self, browser: &Browser, page: &Page, flow: &Flow, code: &str) -> Tokens {
+        let callback = browser.submit_code(page, code, false).await.callback();
+        assert_eq!(callback.state.as_deref(), Some(flow.state.as_str()));
+        self.redeem(&callback.code(), flow).await
+    }
+
+    /// `GET path` under the issuer, which must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
             .api
-            .put(self.url("/test-control/next-token"))
-            .json(&body)
+            .get(self.url(path))
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "PUT /test-control/next-token");
+            .expect("GET reaches the OP");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// `GET /userinfo` with `access_token` as the bearer token; the raw response.
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.api
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("GET /userinfo")
+    }
+
+    /// `POST /token` with exactly `form` (no client authentication added); the raw response.
+    pub async fn post_token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.api
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("POST /token")
+    }
+
+    /// Whether `browser` still has an OP session (a plain request is answered without a page).
+    pub async fn signed_in(&self, browser: &Browser) -> bool {
+        matches!(
+            browser.authorize(self, &Flow::new(), &[]).await,
+            Landing::Callback(_)
+        )
+    }
+
+    // ---- test control (through the library's TestProvider) ----
+
+    /// `PUT /test-control/next-token` with `body` (the JSON shape of `NextToken`).
+    pub async fn set_next_token(&self, body: Value) {
+        let next: NextToken = serde_json::from_value(body).expect("a next-token body");
+        self.provider
+            .set_next_token(&next)
+            .await
+            .expect("PUT /test-control/next-token");
     }
 
     pub async fn set_clock_offset(&self, offset_secs: i64) {
-        let r = self
-            .api
-            .put(self.url("/test-control/clock"))
-            .json(&json!({ "offset_secs": offset_secs }))
-            .send()
+        self.provider
+            .set_clock_offset(offset_secs)
             .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "PUT /test-control/clock");
+            .expect("PUT /test-control/clock");
     }
 
     pub async fn reset(&self) {
-        let r = self
-            .api
-            .post(self.url("/test-control/reset"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "POST /test-control/reset");
+        self.provider.reset().await.expect("POST /test-control/reset");
     }
 
     /// The `params` of the last authorization requests, oldest first.
     pub async fn authorize_requests(&self) -> Vec<Value> {
-        let r = self
-            .api
-            .get(self.url("/test-control/authorize-requests"))
-            .send()
+        self.provider
+            .authorize_requests(None)
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let list: Vec<Value> = r.json().await.unwrap();
-        list.into_iter().map(|entry| entry["params"].clone()).collect()
+            .expect("GET /test-control/authorize-requests")
+            .into_iter()
+            .map(Value::Object)
+            .collect()
     }
 }

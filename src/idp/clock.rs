@@ -1,0 +1,65 @@
+//! The one clock of Fabrikam ID, in Unix seconds (`i64` everywhere).
+//!
+//! Two readings of it: [`Clock::now`] is the provider's time — real time shifted by the
+//! test-control offset — and dates everything the provider issues or checks against what it
+//! issued (tokens, codes, `auth_time`, `max_age`, key grace periods). [`Clock::real`] is real
+//! time, unshifted, for what must follow the wall clock whatever a test does: TOTP codes
+//! (RFC 6238 §4 counts from the Unix epoch, as the person's authenticator app does),
+//! throttles and lock-outs, and how long pending sign-ins and remembered browsers live.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Offsets beyond a century are refused, so no time arithmetic can overflow.
+pub const MAX_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
+
+/// Real time plus an offset that test control may set.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_secs: AtomicI64,
+}
+
+impl Clock {
+    /// Real time, unshifted.
+    pub fn real(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// The provider's time: real time plus the offset.
+    pub fn now(&self) -> i64 {
+        self.real().saturating_add(self.offset())
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// Shifts [`Clock::now`] by `secs` from real time; refused beyond ±[`MAX_OFFSET_SECS`].
+    pub fn set_offset(&self, secs: i64) -> Result<(), OffsetOutOfRange> {
+        if secs.checked_abs().is_none_or(|s| s > MAX_OFFSET_SECS) {
+            return Err(OffsetOutOfRange);
+        }
+        self.offset_secs.store(secs, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A clock offset beyond ±100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("offset_secs must be within ±100 years")]
+pub struct OffsetOutOfRange;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_shifts_now_but_not_real_time() {
+        let clock = Clock::default();
+        clock.set_offset(3600).unwrap();
+        let (real, now) = (clock.real(), clock.now());
+        assert!((now - real - 3600).abs() <= 1, "{now} vs {real}");
+        assert_eq!(clock.set_offset(MAX_OFFSET_SECS + 1), Err(OffsetOutOfRange));
+        assert_eq!(clock.set_offset(i64::MIN), Err(OffsetOutOfRange));
+        assert_eq!(clock.offset(), 3600, "a refused offset changes nothing");
+    }
+}
