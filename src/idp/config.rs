@@ -370,8 +370,11 @@ impl UserSpec {
             (Some(_), Some(_)) => return field("password", "give password or password_hash, not both"),
             (None, None) => return field("password", "is missing (or give password_hash)"),
             (Some(p), None) if p.expose_secret().is_empty() => return field("password", "is empty"),
-            (None, Some(hash)) if argon2::PasswordHash::new(hash).is_err() => {
-                return field("password_hash", "is not an argon2 PHC string ($argon2id$...)");
+            (None, Some(hash)) if super::passwords::check_phc(hash).is_err() => {
+                return field(
+                    "password_hash",
+                    "is not an argon2 PHC string ($argon2id$...) with at most 64 MiB of memory",
+                );
             }
             _ => {}
         }

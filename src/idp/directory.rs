@@ -14,16 +14,14 @@
 //! longer than the current delay, and the right password after it resets everything.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use totp_rs::{Builder, Secret, Totp};
 
 use super::config::{UserSpec, present};
+use super::passwords::Argon2Pool;
 
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "Fabrikam ID";
@@ -240,17 +238,9 @@ pub struct Directory {
     entries: Mutex<HashMap<String, Entry>>,
     /// A hash to verify against when the user is unknown, so both paths cost the same.
     dummy_hash: String,
-    /// Password checks running now, and the most ever seen at once (the argon2 bound shows).
-    checks_in_flight: AtomicUsize,
-    peak_checks: AtomicUsize,
+    /// Every argon2 hash and check runs on this pool's memory.
+    pool: Arc<Argon2Pool>,
     passwords: Mutex<PasswordThrottle>,
-}
-
-fn hash(password: &str) -> anyhow::Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
 }
 
 /// An RFC 6238 TOTP with the defaults (SHA-1, 6 digits, 30 s) and ±1 step of skew.
@@ -273,11 +263,11 @@ pub struct NewUser {
 }
 
 impl NewUser {
-    pub fn from_spec(spec: &UserSpec) -> anyhow::Result<Self> {
+    pub fn from_spec(spec: &UserSpec, pool: &Argon2Pool) -> anyhow::Result<Self> {
         spec.validate()
             .map_err(|(field, problem)| anyhow::anyhow!("{field}: {problem}"))?;
         let password_hash = match (&spec.password, &spec.password_hash) {
-            (Some(password), _) => hash(password.expose_secret())?,
+            (Some(password), _) => pool.hash(password.expose_secret())?,
             (None, Some(hash)) => hash.clone(),
             (None, None) => anyhow::bail!("password: is missing"),
         };
@@ -361,26 +351,31 @@ impl std::fmt::Debug for UserPatch {
 }
 
 impl Directory {
-    /// A directory of `users` (hashing each password: call it off the async runtime).
-    pub fn new(users: &[UserSpec]) -> anyhow::Result<Self> {
+    /// A directory of `users`, whose passwords are hashed and checked on `pool`'s memory
+    /// (hashing each password: call it off the async runtime).
+    pub fn new(users: &[UserSpec], pool: Arc<Argon2Pool>) -> anyhow::Result<Self> {
         let mut entries = HashMap::new();
         for spec in users {
-            let new =
-                NewUser::from_spec(spec).map_err(|e| anyhow::anyhow!("user {:?}: {e}", spec.username))?;
+            let new = NewUser::from_spec(spec, &pool)
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", spec.username))?;
             entries.insert(spec.username.clone(), Entry::new(new));
         }
         Ok(Self {
             entries: Mutex::new(entries),
-            dummy_hash: hash("no such user")?,
-            checks_in_flight: AtomicUsize::new(0),
-            peak_checks: AtomicUsize::new(0),
+            dummy_hash: pool.hash("no such user")?,
+            pool,
             passwords: Mutex::new(PasswordThrottle::new(MAX_THROTTLED_NAMES)),
         })
     }
 
     /// The demo users; passwords are `<user>-password`.
     pub fn demo() -> anyhow::Result<Self> {
-        Self::new(&UserSpec::demo_users())
+        Self::new(&UserSpec::demo_users(), Arc::new(Argon2Pool::new(1)))
+    }
+
+    /// The argon2 pool the directory hashes with (for [`NewUser::from_spec`]).
+    pub fn pool(&self) -> &Arc<Argon2Pool> {
+        &self.pool
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -461,7 +456,7 @@ impl Directory {
             return Some(Err(anyhow::anyhow!("{field}: {problem}")));
         }
         let hashed = if new_hash {
-            match spec.password.as_ref().map(|p| hash(p.expose_secret())) {
+            match spec.password.as_ref().map(|p| self.pool.hash(p.expose_secret())) {
                 Some(Ok(h)) => Some(h),
                 Some(Err(e)) => return Some(Err(e)),
                 None => None,
@@ -516,38 +511,28 @@ impl Directory {
         self.passwords().delayed_for(&name_key(username), now)
     }
 
-    /// The user if `password` is theirs; the right password clears the name's failures.
-    /// Unknown users cost an argon2 verification too. Blocking and ~19 MiB each: call it
-    /// through `Idp::check_password`, which admits the attempt first and bounds how many
-    /// run at once.
-    pub fn check_password(&self, username: &str, password: &str) -> Option<User> {
-        let running = self.checks_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak_checks.fetch_max(running, Ordering::SeqCst);
-        let user = self.verify_password(username, password);
-        self.checks_in_flight.fetch_sub(1, Ordering::SeqCst);
-        if user.is_some() {
-            self.passwords().succeed(&name_key(username));
-        }
-        user
-    }
-
-    /// The most password checks that ever ran at the same time.
-    pub fn peak_concurrent_password_checks(&self) -> usize {
-        self.peak_checks.load(Ordering::SeqCst)
-    }
-
-    fn verify_password(&self, username: &str, password: &str) -> Option<User> {
-        let found = self
-            .lock()
-            .get(username)
-            .map(|e| (e.user.clone(), e.password_hash.clone()));
-        let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), hash),
+    /// The user called `username` (if any) and the PHC string to check a password against:
+    /// theirs, or for an unknown name a dummy hash, so both paths cost the same argon2 work.
+    pub fn credentials(&self, username: &str) -> (Option<User>, String) {
+        match self.lock().get(username) {
+            Some(e) => (Some(e.user.clone()), e.password_hash.clone()),
             None => (None, self.dummy_hash.clone()),
-        };
-        let ok = argon2::PasswordHash::new(&hash)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
-        user.filter(|_| ok)
+        }
+    }
+
+    /// The right password for `username` was given: the name starts afresh.
+    pub fn password_succeeded(&self, username: &str) {
+        self.passwords().succeed(&name_key(username));
+    }
+
+    /// The user if `password` is theirs (blocking, on the calling thread; the server goes
+    /// through `Idp::check_password`, which admits the attempt and waits for an argon2 permit).
+    pub fn check_password(&self, username: &str, password: &str) -> Option<User> {
+        let (user, hash) = self.credentials(username);
+        let ok = self.pool.verify_now(&hash, password);
+        let user = user.filter(|_| ok)?;
+        self.password_succeeded(username);
+        Some(user)
     }
 
     pub fn has_totp(&self, username: &str) -> bool {

@@ -3,7 +3,8 @@
 //!
 //! The modules form layers; each imports only those below it:
 //!
-//! 1. [`paths`], [`clock`], [`keys`], [`errors`] — URLs, the one clock, signing keys, errors;
+//! 1. [`paths`], [`clock`], [`keys`], [`errors`], [`passwords`] — URLs, the one clock,
+//!    signing keys, errors, argon2 on reused memory;
 //! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
 //!    decision), [`directory`] (users, passwords, TOTP), [`control`] (test control's state);
 //! 3. [`state`] (what requests share), then [`session`] (the provider's cookie) and [`views`]
@@ -22,6 +23,7 @@ pub mod errors;
 pub mod keys;
 pub mod logout;
 pub mod pages;
+pub mod passwords;
 pub mod paths;
 pub mod protocol;
 pub mod session;

@@ -5,7 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::Semaphore;
 use url::Url;
 
 use super::clock::Clock;
@@ -13,6 +12,7 @@ use super::config::{ClientRegistration, IdpConfig};
 use super::control::TestControl;
 use super::directory::{Directory, PasswordRefusal, User};
 use super::keys::Keys;
+use super::passwords::{Argon2Pool, default_slots};
 use super::paths::Links;
 use super::protocol::{Authentication, AuthorizeRequest, Progress};
 
@@ -140,8 +140,8 @@ pub struct Idp {
     pub directory: Directory,
     codes: Mutex<HashMap<String, CodeGrant>>,
     pending: Mutex<PendingTable>,
-    /// Permits for argon2 checks: each holds ~19 MiB, so at most one per core runs at once.
-    password_checks: Arc<Semaphore>,
+    /// Every argon2 hash and check: at most one per core at once, each on reused memory.
+    pub passwords: Arc<Argon2Pool>,
     /// Remember-browser cookie value → (user, expiry on the real clock).
     remembered: Mutex<HashMap<String, (String, i64)>>,
     control: Mutex<TestControl>,
@@ -149,11 +149,6 @@ pub struct Idp {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How many argon2 checks may run at once: one per core the process may use.
-pub fn password_check_limit() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Idp {
@@ -176,7 +171,8 @@ impl Idp {
         }
         // The passwords are hashed before the keys are made: a generated RSA key starts on a
         // background thread, which should not compete with argon2 for the cores at start.
-        let directory = Directory::new(&config.users)?;
+        let passwords = Arc::new(Argon2Pool::new(default_slots()));
+        let directory = Directory::new(&config.users, Arc::clone(&passwords))?;
         let keys = Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?);
         Ok(Self {
             issuer: crate::config::issuer_id(&config.issuer),
@@ -192,7 +188,7 @@ impl Idp {
             directory,
             codes: Mutex::default(),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
-            password_checks: Arc::new(Semaphore::new(password_check_limit())),
+            passwords,
             remembered: Mutex::default(),
             control: Mutex::default(),
         })
@@ -227,12 +223,10 @@ impl Idp {
         lock(&self.codes).remove(code)
     }
 
-    /// Checks a password on a blocking thread, at most [`password_check_limit`] at once; the
-    /// others wait for a permit before any memory is allocated (OWASP ASVS 4.0 V2.4.3 and
-    /// CWE-400). The permit moves into the blocking task, so a client that disconnects does
-    /// not free its slot while its hash still runs. First the attempt is admitted by the
-    /// per-name throttle: a name whose failures earned a delay is refused with no permit and
-    /// no hashing.
+    /// Checks a password: first the attempt is admitted by the per-name throttle (a name
+    /// whose failures earned a delay is refused with no argon2 work), then argon2 runs on the
+    /// pool (at most one check per core at once, each on reused memory; see
+    /// [`Argon2Pool::verify`]). Unknown names cost the same as known ones.
     pub async fn check_password(
         self: Arc<Self>,
         username: String,
@@ -244,13 +238,15 @@ impl Idp {
         {
             return Ok(Err(refusal));
         }
-        let permit = Arc::clone(&self.password_checks).acquire_owned().await?;
-        let user = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            self.directory.check_password(&username, &password)
-        })
-        .await?;
-        Ok(user.ok_or(PasswordRefusal::Wrong))
+        let (user, hash) = self.directory.credentials(&username);
+        let ok = Arc::clone(&self.passwords).verify(hash, password).await?;
+        match user.filter(|_| ok) {
+            Some(user) => {
+                self.directory.password_succeeded(&username);
+                Ok(Ok(user))
+            }
+            None => Ok(Err(PasswordRefusal::Wrong)),
+        }
     }
 
     pub fn add_pending(&self, request: AuthorizeRequest) -> String {
@@ -414,7 +410,7 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn password_checks_run_at_most_one_per_core_at_once() {
         let idp = idp();
-        let limit = password_check_limit();
+        let limit = idp.passwords.slots();
         // Distinct names, so the per-name throttle lets every check through to argon2.
         let checks: Vec<_> = (0..limit * 3 + 4)
             .map(|i| tokio::spawn(Arc::clone(&idp).check_password(format!("user-{i}"), "wrong".into())))
@@ -422,7 +418,11 @@ pub(crate) mod tests {
         for check in checks {
             assert_eq!(check.await.unwrap().unwrap().unwrap_err(), PasswordRefusal::Wrong);
         }
-        let peak = idp.directory.peak_concurrent_password_checks();
+        let peak = idp.passwords.peak_concurrent();
         assert!((1..=limit).contains(&peak), "peak {peak}, limit {limit}");
+        assert!(
+            idp.passwords.buffers_allocated() <= limit,
+            "one buffer per permit"
+        );
     }
 }

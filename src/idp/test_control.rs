@@ -167,7 +167,8 @@ async fn put_user(
     }
     let name = spec.username.clone();
     // argon2 off the async runtime.
-    let built = web::block(move || NewUser::from_spec(&spec)).await;
+    let pool = std::sync::Arc::clone(idp.directory.pool());
+    let built = web::block(move || NewUser::from_spec(&spec, &pool)).await;
     let new = match built {
         Ok(Ok(new)) => new,
         Ok(Err(e)) => return invalid(format_args!("{e:#}")),

@@ -8,6 +8,7 @@ mod discovery;
 mod issuer_path;
 mod login_pages;
 mod logout;
+mod password_memory;
 mod sdk;
 mod signing;
 mod test_control;
