@@ -3,8 +3,9 @@
 //!
 //! The modules form layers; each imports only those below it:
 //!
-//! 1. [`paths`], [`clock`], [`keys`], [`errors`], [`passwords`] — URLs, the one clock,
-//!    signing keys, errors, argon2 on reused memory;
+//! 1. [`paths`], [`clock`], [`keys`], [`errors`], [`expiring`], [`passwords`] — URLs, the one
+//!    clock, signing keys, errors, the bounded table of expiring records, argon2 on reused
+//!    memory;
 //! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
 //!    decision), [`directory`] (users, passwords, TOTP), [`control`] (test control's state);
 //! 3. [`state`] (what requests share), then [`session`] (the provider's cookie) and [`views`]
@@ -20,6 +21,7 @@ pub mod control;
 pub mod directory;
 pub mod discovery;
 pub mod errors;
+pub mod expiring;
 pub mod keys;
 pub mod logout;
 pub mod pages;

@@ -11,6 +11,7 @@ use super::clock::Clock;
 use super::config::{ClientRegistration, IdpConfig};
 use super::control::TestControl;
 use super::directory::{Directory, PasswordRefusal, User};
+use super::expiring::{ExpiringMap, Inserted, secret_key};
 use super::keys::Keys;
 use super::passwords::{Argon2Pool, default_slots};
 use super::paths::Links;
@@ -18,10 +19,20 @@ use super::protocol::{Authentication, AuthorizeRequest, Progress};
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
+/// Codes not yet redeemed, per user: a new one beyond it withdraws that user's oldest, so one
+/// session minting codes in a loop cannot grow the table (issue 11 minted 3,500 a second).
+pub const MAX_CODES_PER_USER: usize = 16;
+/// Codes not yet redeemed, in all (bounded anyway by users × [`MAX_CODES_PER_USER`]).
+pub const MAX_CODES: usize = 10_000;
 /// A sign-in left half-way is forgotten after 15 minutes.
 pub const PENDING_TTL_SECS: i64 = 15 * 60;
 /// The remember-browser cookie lasts 30 days.
 pub const REMEMBER_TTL_SECS: i64 = 30 * 24 * 3600;
+/// Remembered browsers per user; a new one beyond it forgets that user's oldest (which then
+/// asks for the second factor again).
+pub const MAX_REMEMBERED_PER_USER: usize = 32;
+/// Remembered browsers in all.
+pub const MAX_REMEMBERED: usize = 10_000;
 /// ID and access tokens live 5 minutes.
 pub const TOKEN_TTL_SECS: i64 = 300;
 /// At most this many sign-ins are pending at once; beyond it the oldest is forgotten, so
@@ -138,12 +149,13 @@ pub struct Idp {
     pub clock: Clock,
     pub keys: Arc<Keys>,
     pub directory: Directory,
-    codes: Mutex<HashMap<String, CodeGrant>>,
+    /// Codes by [`secret_key`], owned by their user, expiring on the real clock.
+    codes: Mutex<ExpiringMap<[u8; 32], CodeGrant>>,
     pending: Mutex<PendingTable>,
     /// Every argon2 hash and check: at most one per core at once, each on reused memory.
     pub passwords: Arc<Argon2Pool>,
-    /// Remember-browser cookie value → (user, expiry on the real clock).
-    remembered: Mutex<HashMap<String, (String, i64)>>,
+    /// Remember-browser cookie values by [`secret_key`] → the user, expiring on the real clock.
+    remembered: Mutex<ExpiringMap<[u8; 32], String>>,
     control: Mutex<TestControl>,
 }
 
@@ -186,10 +198,10 @@ impl Idp {
             clock: Clock::default(),
             keys,
             directory,
-            codes: Mutex::default(),
+            codes: Mutex::new(ExpiringMap::new(MAX_CODES, MAX_CODES_PER_USER)),
             pending: Mutex::new(PendingTable::new(MAX_PENDING)),
             passwords,
-            remembered: Mutex::default(),
+            remembered: Mutex::new(ExpiringMap::new(MAX_REMEMBERED, MAX_REMEMBERED_PER_USER)),
             control: Mutex::default(),
         })
     }
@@ -208,19 +220,35 @@ impl Idp {
         self.clients.iter().find(|c| c.client_id == client_id)
     }
 
-    /// Stores a code grant and returns the code: 256 random bits.
+    /// Stores a code grant and returns the code: 256 random bits. The table is kept by expiry
+    /// (O(log n) a code, never a scan); a user's 17th outstanding code withdraws their oldest.
     pub fn issue_code(&self, grant: CodeGrant) -> String {
         let code = crate::web::random_token(32);
-        let mut codes = lock(&self.codes);
-        let now = self.now();
-        codes.retain(|_, g| g.expires_at > now - CODE_TTL_SECS);
-        codes.insert(code.clone(), grant);
+        let now = self.clock.real();
+        let user = grant.user.clone();
+        let made_room =
+            lock(&self.codes).insert(secret_key(&code), grant, Some(&user), now + CODE_TTL_SECS, now);
+        match made_room {
+            Inserted::Fitted => {}
+            Inserted::EvictedOwners(..) => {
+                tracing::info!(%user, "too many codes outstanding: the user's oldest was withdrawn");
+            }
+            Inserted::EvictedSoonest(..) => {
+                tracing::warn!(
+                    cap = MAX_CODES,
+                    "code table full: the code expiring soonest was withdrawn"
+                );
+            }
+        }
         code
     }
 
     /// Takes a code out: whatever happens next, it cannot be redeemed twice.
     pub fn take_code(&self, code: &str) -> Option<CodeGrant> {
-        lock(&self.codes).remove(code)
+        let key = secret_key(code);
+        let mut codes = lock(&self.codes);
+        let live = codes.expiry(&key).is_some_and(|at| at > self.clock.real());
+        codes.remove(&key).filter(|_| live)
     }
 
     /// Checks a password: first the attempt is admitted by the per-name throttle (a name
@@ -290,17 +318,16 @@ impl Idp {
     pub fn remember_browser(&self, user: &str) -> String {
         let value = crate::web::random_token(32);
         let now = self.clock.real();
-        let mut remembered = lock(&self.remembered);
-        remembered.retain(|_, (_, exp)| *exp > now);
-        remembered.insert(value.clone(), (user.to_owned(), now + REMEMBER_TTL_SECS));
+        let key = secret_key(&value);
+        lock(&self.remembered).insert(key, user.to_owned(), Some(user), now + REMEMBER_TTL_SECS, now);
         value
     }
 
     /// Whether the remember-browser cookie value was issued to `user` and is still valid.
     pub fn is_remembered(&self, value: &str, user: &str) -> bool {
         lock(&self.remembered)
-            .get(value)
-            .is_some_and(|(u, exp)| u == user && *exp > self.clock.real())
+            .get(&secret_key(value), self.clock.real())
+            .is_some_and(|u| u == user)
     }
 }
 
