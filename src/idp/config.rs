@@ -462,6 +462,34 @@ pub struct IdpConfig {
     pub rsa_signing_key: KeySource,
     /// Where the clients and users came from, for error messages (`IDP_CONFIG`'s path).
     pub origin: Option<String>,
+    /// `IDP_SESSION_LIFETIME_SECS`: how long a provider session lasts from its password
+    /// sign-in, whatever the activity (default 12 h; see [`super::sessions`]).
+    pub session_lifetime_secs: u64,
+    /// `IDP_SESSION_IDLE_SECS`: how long a provider session lasts without a request (default
+    /// 30 min).
+    pub session_idle_secs: u64,
+    /// Caps on the provider's tables.
+    pub limits: IdpLimits,
+}
+
+/// Caps on Fabrikam ID's server-side tables. The defaults are the values a real deployment
+/// runs with; tests of floods lower them to reach a cap in a few requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdpLimits {
+    /// Provider sessions in all ([`super::sessions::MAX_SESSIONS`]); a new one beyond it ends
+    /// the least recently used.
+    pub max_sessions: usize,
+    /// Provider sessions per user ([`super::sessions::MAX_SESSIONS_PER_USER`]).
+    pub max_sessions_per_user: usize,
+}
+
+impl Default for IdpLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: super::sessions::MAX_SESSIONS,
+            max_sessions_per_user: super::sessions::MAX_SESSIONS_PER_USER,
+        }
+    }
 }
 
 impl IdpConfig {
@@ -477,6 +505,9 @@ impl IdpConfig {
             signing_key: KeySource::Generate,
             rsa_signing_key: KeySource::Generate,
             origin: None,
+            session_lifetime_secs: super::sessions::DEFAULT_LIFETIME_SECS,
+            session_idle_secs: super::sessions::DEFAULT_IDLE_SECS,
+            limits: IdpLimits::default(),
         }
     }
 
@@ -505,6 +536,8 @@ impl IdpConfig {
             .idp_rsa_signing_key
             .clone()
             .map_or(KeySource::Generate, KeySource::File);
+        config.session_lifetime_secs = s.idp_session_lifetime_secs;
+        config.session_idle_secs = s.idp_session_idle_secs;
         if let Some(path) = &s.idp_config {
             ConfigFile::load(path)?.apply(&mut config, &path.display().to_string());
         }
@@ -536,6 +569,20 @@ impl IdpConfig {
             field,
             problem,
         };
+        let max = super::sessions::MAX_CONFIGURED_SECS;
+        for (name, value) in [
+            ("IDP_SESSION_LIFETIME_SECS", self.session_lifetime_secs),
+            ("IDP_SESSION_IDLE_SECS", self.session_idle_secs),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError {
+                    origin: "the settings".into(),
+                    entry: name.into(),
+                    field: name.into(),
+                    problem: format!("must be between 1 and {max} seconds (30 days)"),
+                });
+            }
+        }
         if self.clients.is_empty() {
             return Err(error(
                 "clients".into(),

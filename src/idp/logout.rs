@@ -226,13 +226,9 @@ fn end_session(
     checked: Checked,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    if let Some(pending) = session.pending_id() {
-        idp.take_pending(&pending);
+    if let Some(ended) = session.log_out() {
+        tracing::info!(user = %ended.user, "signed out");
     }
-    if let Some(auth) = session.auth() {
-        tracing::info!(user = %auth.user, "signed out");
-    }
-    session.log_out();
     match checked.redirect {
         Some(uri) => {
             let pairs: Vec<(&str, &str)> = match checked.state.as_deref() {
@@ -296,7 +292,7 @@ fn confirmation_page(
             redirect: checked.redirect,
             state: checked.state,
             notice: checked.notice.map(Notice::message),
-            csrf: session.csrf_token()?,
+            csrf: session.csrf_token(),
         },
         status,
     )

@@ -7,9 +7,10 @@
 //!    clock, signing keys, errors, the bounded table of expiring records, argon2 on reused
 //!    memory;
 //! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
-//!    decision), [`directory`] (users, passwords, TOTP), [`control`] (test control's state);
-//! 3. [`state`] (what requests share), then [`session`] (the provider's cookie) and [`views`]
-//!    (pages, redirects, the error page);
+//!    decision), [`directory`] (users, passwords, TOTP), [`sessions`] (the server-side provider
+//!    sessions), [`control`] (test control's state);
+//! 3. [`state`] (what requests share), then [`session`] (the browser's cookies: the session id,
+//!    the encrypted pending sign-in) and [`views`] (pages, redirects, the error page);
 //! 4. one module per endpoint group: [`discovery`], [`authorize`], [`pages`] (login, second
 //!    factor, enrolment), [`token`], [`userinfo`], [`logout`], [`test_control`];
 //! 5. this module's [`build`], and [`TestProvider`] for test suites.
@@ -29,6 +30,7 @@ pub mod passwords;
 pub mod paths;
 pub mod protocol;
 pub mod session;
+pub mod sessions;
 pub mod state;
 pub mod test_control;
 pub mod testing;
@@ -36,15 +38,14 @@ pub mod token;
 pub mod userinfo;
 pub mod views;
 
-pub use self::config::{ClientRegistration, ConfigError, ConfigFile, IdpConfig, TokenAuthMethod, UserSpec};
+pub use self::config::{
+    ClientRegistration, ConfigError, ConfigFile, IdpConfig, IdpLimits, TokenAuthMethod, UserSpec,
+};
 pub use self::keys::{KeySource, SigningAlg};
 pub use self::testing::{TestProvider, TestProviderBuilder};
 
 use std::net::TcpListener;
 
-use actix_session::SessionMiddleware;
-use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
@@ -59,16 +60,7 @@ use self::state::Idp;
 pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<Server> {
     let idp = web::Data::new(Idp::new(&config)?);
     let csp = content_security_policy(&config);
-    // A fresh key per process: OP sessions do not survive a restart, as in a demo they need not.
-    let key = Key::generate();
     let server = HttpServer::new(move || {
-        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-            .cookie_name(session::COOKIE_NAME.to_owned())
-            .cookie_path(idp.links.cookie_path().to_owned())
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_secure(idp.secure_cookies)
-            .build();
         let test_control = idp.test_control;
         let prefix = idp.links.prefix.clone();
         App::new()
@@ -84,7 +76,7 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
                     .limit(64 * 1024)
                     .error_handler(json_error),
             )
-            .wrap(sessions)
+            .wrap(from_fn(session::write_cookies))
             .wrap(from_fn(views::render_errors))
             .wrap(crate::web::security_headers(&csp))
             .wrap(from_fn(crate::web::request_log))

@@ -1,9 +1,10 @@
 //! The state Fabrikam ID shares between requests: configuration, the one clock, keys, the
-//! directory, test control's state, and the short-lived server-side records (codes, pending
-//! sign-ins, remembered browsers). Handlers sit above it; it imports no handler.
+//! directory, test control's state, the server-side sessions, and the short-lived records
+//! (codes, remembered browsers). Handlers sit above it; it imports no handler.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use actix_web::cookie::Key;
 
 use url::Url;
 
@@ -15,7 +16,8 @@ use super::expiring::{ExpiringMap, Inserted, secret_key};
 use super::keys::Keys;
 use super::passwords::{Argon2Pool, default_slots};
 use super::paths::Links;
-use super::protocol::{Authentication, AuthorizeRequest, Progress};
+use super::protocol::Authentication;
+use super::sessions::{SessionLimits, Sessions};
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -24,7 +26,7 @@ pub const CODE_TTL_SECS: i64 = 60;
 pub const MAX_CODES_PER_USER: usize = 16;
 /// Codes not yet redeemed, in all (bounded anyway by users × [`MAX_CODES_PER_USER`]).
 pub const MAX_CODES: usize = 10_000;
-/// A sign-in left half-way is forgotten after 15 minutes.
+/// A sign-in left half-way is forgotten after 15 minutes (its encrypted cookie says when).
 pub const PENDING_TTL_SECS: i64 = 15 * 60;
 /// The remember-browser cookie lasts 30 days.
 pub const REMEMBER_TTL_SECS: i64 = 30 * 24 * 3600;
@@ -35,15 +37,6 @@ pub const MAX_REMEMBERED_PER_USER: usize = 32;
 pub const MAX_REMEMBERED: usize = 10_000;
 /// ID and access tokens live 5 minutes.
 pub const TOKEN_TTL_SECS: i64 = 300;
-/// At most this many sign-ins are pending at once; beyond it the oldest is forgotten, so
-/// anonymous `/authorize` requests cannot grow the table without bound (OWASP API4:2023,
-/// unrestricted resource consumption). Evicting rather than refusing keeps new sign-ins
-/// working during a flood, which then has to outpace a person typing to hurt them.
-pub const MAX_PENDING: usize = 10_000;
-/// Wrong codes one pending sign-in may take before it is ended (the per-user lock is in
-/// the directory; this bounds one sign-in even across locks).
-pub const MAX_CODE_FAILURES_PER_SIGN_IN: u32 = 10;
-
 /// An issued authorization code, bound to what it was issued for (RFC 6749 §4.1.3).
 #[derive(Debug, Clone)]
 pub struct CodeGrant {
@@ -56,83 +49,6 @@ pub struct CodeGrant {
     pub scope: String,
     pub sid: String,
     pub expires_at: i64,
-}
-
-/// A sign-in in progress: the validated request and what the person has done so far.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub request: AuthorizeRequest,
-    pub progress: Progress,
-    created_at: i64,
-    code_failures: u32,
-}
-
-/// The pending sign-ins: a map by id plus the ids oldest first, so expiry and the cap cost
-/// O(1) amortized per insert instead of a scan of the whole table under the lock.
-struct PendingTable {
-    entries: HashMap<String, Pending>,
-    /// (created_at, id), oldest first. Ids taken out early stay until they reach the front
-    /// or a compaction drops them; every id in `entries` is here.
-    order: VecDeque<(i64, String)>,
-    cap: usize,
-}
-
-impl PendingTable {
-    fn new(cap: usize) -> Self {
-        Self {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            cap: cap.max(1),
-        }
-    }
-
-    fn insert(&mut self, id: String, request: AuthorizeRequest, now: i64) {
-        let mut evicted = 0usize;
-        while let Some((created_at, _)) = self.order.front() {
-            let expired = now - created_at >= PENDING_TTL_SECS;
-            if !expired && self.entries.len() < self.cap {
-                break;
-            }
-            if let Some((_, old)) = self.order.pop_front()
-                && self.entries.remove(&old).is_some()
-                && !expired
-            {
-                evicted += 1;
-            }
-        }
-        if evicted > 0 {
-            tracing::warn!(
-                evicted,
-                cap = self.cap,
-                "pending sign-ins full: the oldest were forgotten"
-            );
-        }
-        // Finished sign-ins leave their ids behind; drop them once they outnumber the cap.
-        if self.order.len() >= 2 * self.cap {
-            let entries = &self.entries;
-            self.order.retain(|(_, id)| entries.contains_key(id));
-        }
-        self.entries.insert(
-            id.clone(),
-            Pending {
-                request,
-                progress: Progress::default(),
-                created_at: now,
-                code_failures: 0,
-            },
-        );
-        self.order.push_back((now, id));
-    }
-
-    fn get_mut(&mut self, id: &str, now: i64) -> Option<&mut Pending> {
-        self.entries
-            .get_mut(id)
-            .filter(|p| now - p.created_at < PENDING_TTL_SECS)
-    }
-
-    fn take(&mut self, id: &str) -> Option<Pending> {
-        self.entries.remove(id)
-    }
 }
 
 pub struct Idp {
@@ -151,7 +67,11 @@ pub struct Idp {
     pub directory: Directory,
     /// Codes by [`secret_key`], owned by their user, expiring on the real clock.
     codes: Mutex<ExpiringMap<[u8; 32], CodeGrant>>,
-    pending: Mutex<PendingTable>,
+    /// The provider sessions (the browser's cookie holds only an id).
+    pub sessions: Sessions,
+    /// Encrypts the sign-in cookie: new per process, so sign-ins in progress and provider
+    /// sessions do not survive a restart, as in a demo they need not.
+    pub cookie_key: Key,
     /// Every argon2 hash and check: at most one per core at once, each on reused memory.
     pub passwords: Arc<Argon2Pool>,
     /// Remember-browser cookie values by [`secret_key`] → the user, expiring on the real clock.
@@ -199,7 +119,13 @@ impl Idp {
             keys,
             directory,
             codes: Mutex::new(ExpiringMap::new(MAX_CODES, MAX_CODES_PER_USER)),
-            pending: Mutex::new(PendingTable::new(MAX_PENDING)),
+            sessions: Sessions::new(SessionLimits {
+                lifetime_secs: config.session_lifetime_secs,
+                idle_secs: config.session_idle_secs,
+                max_sessions: config.limits.max_sessions,
+                max_per_user: config.limits.max_sessions_per_user,
+            }),
+            cookie_key: Key::generate(),
             passwords,
             remembered: Mutex::new(ExpiringMap::new(MAX_REMEMBERED, MAX_REMEMBERED_PER_USER)),
             control: Mutex::default(),
@@ -277,43 +203,6 @@ impl Idp {
         }
     }
 
-    pub fn add_pending(&self, request: AuthorizeRequest) -> String {
-        let id = crate::web::random_token(32);
-        lock(&self.pending).insert(id.clone(), request, self.clock.real());
-        id
-    }
-
-    pub fn pending(&self, id: &str) -> Option<Pending> {
-        lock(&self.pending)
-            .get_mut(id, self.clock.real())
-            .map(|p| p.clone())
-    }
-
-    pub fn update_pending(&self, id: &str, f: impl FnOnce(&mut Progress)) {
-        if let Some(p) = lock(&self.pending).get_mut(id, self.clock.real()) {
-            f(&mut p.progress);
-        }
-    }
-
-    /// Counts a wrong code against a pending sign-in; after
-    /// [`MAX_CODE_FAILURES_PER_SIGN_IN`] it is ended and `false` says so.
-    pub fn pending_code_failed(&self, id: &str) -> bool {
-        let mut pending = lock(&self.pending);
-        let Some(p) = pending.get_mut(id, self.clock.real()) else {
-            return false;
-        };
-        p.code_failures += 1;
-        if p.code_failures >= MAX_CODE_FAILURES_PER_SIGN_IN {
-            pending.take(id);
-            return false;
-        }
-        true
-    }
-
-    pub fn take_pending(&self, id: &str) -> Option<Pending> {
-        lock(&self.pending).take(id)
-    }
-
     /// A new remember-browser value for `user`.
     pub fn remember_browser(&self, user: &str) -> String {
         let value = crate::web::random_token(32);
@@ -334,57 +223,7 @@ impl Idp {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::idp::protocol::Requirements;
     use secrecy::SecretString;
-
-    fn request(state: &str) -> AuthorizeRequest {
-        AuthorizeRequest {
-            client_id: "c".into(),
-            redirect_uri: "http://rp.example/callback".into(),
-            state: Some(state.into()),
-            nonce: None,
-            scope: "openid".into(),
-            code_challenge: "x".into(),
-            requirements: Requirements::default(),
-        }
-    }
-
-    #[test]
-    fn the_pending_table_is_capped_by_evicting_the_oldest() {
-        let mut table = PendingTable::new(3);
-        for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            table.insert(id.into(), request(id), 1_000 + i as i64);
-        }
-        assert_eq!(table.entries.len(), 3);
-        assert!(table.get_mut("a", 1_010).is_none(), "the oldest was evicted");
-        for id in ["b", "c", "d"] {
-            assert!(table.get_mut(id, 1_010).is_some(), "{id} stays");
-        }
-    }
-
-    #[test]
-    fn pending_sign_ins_expire_and_finished_ones_do_not_pile_up() {
-        let mut table = PendingTable::new(4);
-        table.insert("old".into(), request("old"), 1_000);
-        let later = 1_000 + PENDING_TTL_SECS;
-        assert!(table.get_mut("old", later).is_none(), "expired on read");
-        table.insert("new".into(), request("new"), later);
-        assert!(!table.entries.contains_key("old"), "expired on insert");
-        // Sign-ins that finish at once leave ids behind; compaction keeps them bounded.
-        for i in 0..1_000 {
-            let id = format!("done-{i}");
-            table.insert(id.clone(), request(&id), later);
-            assert!(table.take(&id).is_some());
-        }
-        assert!(table.order.len() <= 2 * table.cap, "{}", table.order.len());
-        assert!(table.get_mut("new", later).is_some());
-        assert!(
-            table
-                .entries
-                .keys()
-                .all(|k| table.order.iter().any(|(_, id)| id == k))
-        );
-    }
 
     /// A configuration with one client `c` whose public URL is `rp`.
     pub(crate) fn test_config(rp: &str) -> IdpConfig {
@@ -396,17 +235,6 @@ pub(crate) mod tests {
 
     fn idp() -> Arc<Idp> {
         Arc::new(Idp::new(&test_config("http://127.0.0.1:8080/")).unwrap())
-    }
-
-    #[test]
-    fn ten_wrong_codes_end_a_pending_sign_in() {
-        let idp = idp();
-        let id = idp.add_pending(request("s"));
-        for _ in 1..MAX_CODE_FAILURES_PER_SIGN_IN {
-            assert!(idp.pending_code_failed(&id));
-        }
-        assert!(!idp.pending_code_failed(&id));
-        assert!(idp.pending(&id).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,8 +22,11 @@
 //!   replaces the user; 201 or 200 with the [`UserView`].
 //! - `PATCH /test-control/users/{username}` ([`UserPatch`]): changes some fields; 200 with
 //!   the [`UserView`], or 404.
-//! - `DELETE /test-control/users/{username}`: removes the user (their sessions end at their
-//!   next request); 204 or 404.
+//! - `DELETE /test-control/users/{username}`: removes the user and ends their provider
+//!   sessions; 204 or 404.
+//! - `GET /test-control/sessions`: the live provider sessions ([`SessionView`](super::sessions::SessionView): `sid`, user,
+//!   times, the clients served; never the cookie), soonest to end first.
+//! - `DELETE /test-control/sessions/{sid}`: ends that session (revocation); 204 or 404.
 //! - `GET /test-control/keys`: [`KeyStatus`], which `kid` signs per algorithm and every
 //!   published one.
 //! - `POST /test-control/keys/rotate` `{"alg": "RS256" | "ES256", "grace_secs": 300}` (both
@@ -58,6 +61,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(paths::TC_USER, web::put().to(put_user))
         .route(paths::TC_USER, web::patch().to(patch_user))
         .route(paths::TC_USER, web::delete().to(delete_user))
+        .route(paths::TC_SESSIONS, web::get().to(sessions))
+        .route(paths::TC_SESSION, web::delete().to(end_session))
         .route(paths::TC_KEYS, web::get().to(keys))
         .route(paths::TC_ROTATE_KEYS, web::post().to(rotate_keys));
 }
@@ -206,12 +211,29 @@ async fn patch_user(
     }
 }
 
-/// `DELETE /test-control/users/{username}`.
+/// `DELETE /test-control/users/{username}`: the user and their provider sessions.
 async fn delete_user(idp: web::Data<Idp>, username: web::Path<String>) -> HttpResponse {
-    if idp.directory.remove(&username) {
-        HttpResponse::NoContent().finish()
-    } else {
-        not_found("no such user")
+    if !idp.directory.remove(&username) {
+        return not_found("no such user");
+    }
+    let ended = idp.sessions.end_user(&username);
+    tracing::info!(user = %username, sessions = ended.len(), "test control: user removed");
+    HttpResponse::NoContent().finish()
+}
+
+/// `GET /test-control/sessions`.
+async fn sessions(idp: web::Data<Idp>) -> HttpResponse {
+    HttpResponse::Ok().json(idp.sessions.views(idp.clock.real()))
+}
+
+/// `DELETE /test-control/sessions/{sid}`: revokes one provider session.
+async fn end_session(idp: web::Data<Idp>, sid: web::Path<String>) -> HttpResponse {
+    match idp.sessions.end_sid(&sid, idp.clock.real()) {
+        Some(ended) => {
+            tracing::info!(user = %ended.user, "test control: session revoked");
+            HttpResponse::NoContent().finish()
+        }
+        None => not_found("no such session"),
     }
 }
 

@@ -10,6 +10,7 @@ mod login_pages;
 mod logout;
 mod password_memory;
 mod sdk;
+mod sessions;
 mod signing;
 mod test_control;
 mod test_provider;
