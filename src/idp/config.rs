@@ -481,6 +481,9 @@ pub struct IdpLimits {
     pub max_sessions: usize,
     /// Provider sessions per user ([`super::sessions::MAX_SESSIONS_PER_USER`]).
     pub max_sessions_per_user: usize,
+    /// User names the password throttle keeps records for
+    /// ([`super::throttle::MAX_THROTTLED_NAMES`]); when all are live, new names are refused.
+    pub max_throttled_names: usize,
 }
 
 impl Default for IdpLimits {
@@ -488,6 +491,7 @@ impl Default for IdpLimits {
         Self {
             max_sessions: super::sessions::MAX_SESSIONS,
             max_sessions_per_user: super::sessions::MAX_SESSIONS_PER_USER,
+            max_throttled_names: super::throttle::MAX_THROTTLED_NAMES,
         }
     }
 }

@@ -7,8 +7,9 @@
 //!    clock, signing keys, errors, the bounded table of expiring records, argon2 on reused
 //!    memory;
 //! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
-//!    decision), [`directory`] (users, passwords, TOTP), [`sessions`] (the server-side provider
-//!    sessions), [`control`] (test control's state);
+//!    decision), [`directory`] (users, passwords, TOTP), [`throttle`] (password guesses, per
+//!    name and per known browser), [`sessions`] (the server-side provider sessions), [`control`]
+//!    (test control's state);
 //! 3. [`state`] (what requests share), then [`session`] (the browser's cookies: the session id,
 //!    the encrypted pending sign-in) and [`views`] (pages, redirects, the error page);
 //! 4. one module per endpoint group: [`discovery`], [`authorize`], [`pages`] (login, second
@@ -34,6 +35,7 @@ pub mod sessions;
 pub mod state;
 pub mod test_control;
 pub mod testing;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 pub mod views;

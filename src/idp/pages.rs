@@ -11,12 +11,13 @@ use serde::Deserialize;
 use totp_rs::Secret;
 
 use super::authorize::resume_pending;
-use super::directory::{PasswordRefusal, TotpRefusal, totp};
+use super::directory::{TotpRefusal, totp};
 use super::errors::PageError;
 use super::paths::Links;
 use super::protocol::AuthState;
 use super::session::{IdpSession, REMEMBER_COOKIE, browser_cookie};
 use super::state::{Idp, REMEMBER_TTL_SECS};
+use super::throttle::PasswordRefusal;
 use super::views::{page, see};
 
 /// The application asking, as shown to the person: its registered name and where it lives.
@@ -125,30 +126,44 @@ pub async fn login(
         );
     };
     let username = username.trim().to_owned();
+    // This browser's own budget for the name, if it signed in as it before.
+    let device = session.device_for(&username);
     let checked = idp
         .clone()
         .into_inner()
-        .check_password(username.clone(), password)
+        .check_password(username.clone(), password, device.clone())
         .await?;
-    let delay = match checked {
+    let refused = match checked {
         Ok(_) => None,
         Err(PasswordRefusal::Delayed { retry_after_secs }) => {
             // Debug-quoted: the name is whatever was posted, possibly with line breaks.
             tracing::info!(
                 ?username,
+                known_browser = device.is_some(),
                 retry_after_secs,
-                "password login refused unchecked: too many failures for this name"
+                "password login refused unchecked: too many failures"
             );
-            Some(retry_after_secs)
+            Some((retry_after_secs, "Too many failed sign-ins for this account."))
+        }
+        Err(PasswordRefusal::Busy { retry_after_secs }) => {
+            tracing::info!(
+                ?username,
+                "password login refused unchecked: the throttle is full"
+            );
+            Some((
+                retry_after_secs,
+                "Too many failed sign-ins at Fabrikam ID from browsers it does not know.",
+            ))
         }
         Err(PasswordRefusal::Wrong) => {
             tracing::info!("password login failed");
             // This failure may have been the one that started a delay: say so at once.
-            idp.directory.password_delay(&username, idp.clock.real())
+            idp.password_delay(&username, device.as_deref())
+                .map(|secs| (secs, "Too many failed sign-ins for this account."))
         }
     };
-    if let Some(secs) = delay {
-        let message = format!("Too many failed sign-ins for this account. Try again in {secs} s.");
+    if let Some((secs, why)) = refused {
+        let message = format!("{why} Try again in {secs} s.");
         let mut res = again(&message, username, StatusCode::TOO_MANY_REQUESTS)?;
         with_retry_after(&mut res, Some(secs));
         return Ok(res);
@@ -161,6 +176,7 @@ pub async fn login(
         );
     };
     let (_, replaced) = session.log_in(&user.username, idp.now());
+    session.remember_device(&user.username);
     tracing::info!(user = %user.username, "password accepted");
     if let Some(ended) = replaced {
         tracing::info!(user = %ended.user, "the browser's session of another user ended");

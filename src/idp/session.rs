@@ -14,6 +14,10 @@
 //!   is taken out ("destroyed on resume") when the request is answered; what the person has
 //!   done for it, and its wrong codes, are kept in the server-side session, where replaying an
 //!   old cookie cannot reset them.
+//! - `fabrikam_idp_device` ([`DEVICE_COOKIE`]): after a correct password, the user name and a
+//!   random nonce, sealed like the sign-in cookie: this browser's guesses at that name count
+//!   against a budget of its own ([`super::throttle`]), so strangers' wrong passwords cannot
+//!   lock the user out of it. Kept 90 days.
 //! - `fabrikam_idp_remember` ([`REMEMBER_COOKIE`]): a random value the provider maps to the user
 //!   (set by the second-factor page).
 //!
@@ -34,11 +38,14 @@ use serde::{Deserialize, Serialize};
 use super::protocol::{AuthState, AuthorizeRequest, Progress};
 use super::sessions::{EndedSession, MAX_CODE_FAILURES_PER_SIGN_IN, OpSession, SignInProgress};
 use super::state::{Idp, PENDING_TTL_SECS};
+use super::throttle::DEVICE_TTL_SECS;
 use crate::web::{random_token, secrets_equal};
 
 pub const COOKIE_NAME: &str = "fabrikam_idp_session";
 /// The encrypted pending sign-in (and a signed-out browser's CSRF token).
 pub const SIGNIN_COOKIE: &str = "fabrikam_idp_signin";
+/// The device cookie: the user name this browser signed in as, sealed.
+pub const DEVICE_COOKIE: &str = "fabrikam_idp_device";
 /// The remember-browser cookie: a random value the OP maps to the user.
 pub const REMEMBER_COOKIE: &str = "fabrikam_idp_remember";
 /// The hidden form field that carries the CSRF token.
@@ -81,6 +88,15 @@ struct SignIn {
     pending: Option<PendingSignIn>,
 }
 
+/// What the device cookie holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Device {
+    user: String,
+    nonce: String,
+    /// Real clock.
+    expires_at: i64,
+}
+
 /// A cookie change to send with the response.
 #[derive(Debug, Clone)]
 enum Change {
@@ -95,6 +111,8 @@ struct Inner {
     session_change: RefCell<Option<Change>>,
     signin: RefCell<SignIn>,
     signin_change: RefCell<Option<Change>>,
+    device: Option<Device>,
+    device_change: RefCell<Option<Change>>,
 }
 
 /// The provider's view of this browser: its server-side session (if signed in), its pending
@@ -124,12 +142,18 @@ impl FromRequest for IdpSession {
             .and_then(|c| open(&idp.cookie_key, SIGNIN_COOKIE, c.value()))
             .and_then(|json| serde_json::from_str(&json).ok())
             .unwrap_or_default();
+        let device = req
+            .cookie(DEVICE_COOKIE)
+            .and_then(|c| open(&idp.cookie_key, DEVICE_COOKIE, c.value()))
+            .and_then(|json| serde_json::from_str(&json).ok());
         let inner = Rc::new(Inner {
             idp,
             session: RefCell::new(session),
             session_change: RefCell::new(None),
             signin: RefCell::new(signin),
             signin_change: RefCell::new(None),
+            device,
+            device_change: RefCell::new(None),
         });
         req.extensions_mut().insert(Rc::clone(&inner));
         ready(Ok(Self(inner)))
@@ -244,6 +268,30 @@ impl IdpSession {
         let ended = self.cookie().and_then(|c| self.idp().sessions.end(&c));
         self.set_session_cookie(None);
         ended
+    }
+
+    /// The nonce of this browser's device cookie if it names `username` and is still valid.
+    pub fn device_for(&self, username: &str) -> Option<String> {
+        let now = self.now();
+        self.0
+            .device
+            .as_ref()
+            .filter(|d| d.user == username && d.expires_at > now)
+            .map(|d| d.nonce.clone())
+    }
+
+    /// A new device cookie for `username`, after a correct password (a new nonce each time:
+    /// the old one's budget was just cleared).
+    pub fn remember_device(&self, username: &str) {
+        let device = Device {
+            user: username.to_owned(),
+            nonce: random_token(16),
+            expires_at: self.now() + DEVICE_TTL_SECS,
+        };
+        if let Ok(json) = serde_json::to_string(&device) {
+            let sealed = seal(&self.idp().cookie_key, DEVICE_COOKIE, json);
+            *self.0.device_change.borrow_mut() = Some(Change::Set(sealed));
+        }
     }
 
     /// Records that `client_id` received a code in this session.
@@ -375,13 +423,15 @@ impl IdpSession {
     fn cookies(&self) -> Vec<Cookie<'static>> {
         let idp = self.idp();
         let mut out = Vec::new();
-        for (name, change) in [
-            (COOKIE_NAME, self.0.session_change.borrow().clone()),
-            (SIGNIN_COOKIE, self.0.signin_change.borrow().clone()),
+        let device_age = Some(CookieDuration::seconds(DEVICE_TTL_SECS));
+        for (name, change, max_age) in [
+            (COOKIE_NAME, self.0.session_change.borrow().clone(), None),
+            (SIGNIN_COOKIE, self.0.signin_change.borrow().clone(), None),
+            (DEVICE_COOKIE, self.0.device_change.borrow().clone(), device_age),
         ] {
             match change {
                 None => {}
-                Some(Change::Set(value)) => out.push(browser_cookie(idp, name, value, None)),
+                Some(Change::Set(value)) => out.push(browser_cookie(idp, name, value, max_age)),
                 Some(Change::Remove) => out.push(browser_cookie(
                     idp,
                     name,

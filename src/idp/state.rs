@@ -11,13 +11,14 @@ use url::Url;
 use super::clock::Clock;
 use super::config::{ClientRegistration, IdpConfig};
 use super::control::TestControl;
-use super::directory::{Directory, PasswordRefusal, User};
+use super::directory::{Directory, User};
 use super::expiring::{ExpiringMap, Inserted, secret_key};
 use super::keys::Keys;
 use super::passwords::{Argon2Pool, default_slots};
 use super::paths::Links;
 use super::protocol::Authentication;
 use super::sessions::{SessionLimits, Sessions};
+use super::throttle::{PasswordRefusal, PasswordThrottle};
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -74,6 +75,7 @@ pub struct Idp {
     pub cookie_key: Key,
     /// Every argon2 hash and check: at most one per core at once, each on reused memory.
     pub passwords: Arc<Argon2Pool>,
+    password_throttle: Mutex<PasswordThrottle>,
     /// Remember-browser cookie values by [`secret_key`] → the user, expiring on the real clock.
     remembered: Mutex<ExpiringMap<[u8; 32], String>>,
     control: Mutex<TestControl>,
@@ -127,6 +129,7 @@ impl Idp {
             }),
             cookie_key: Key::generate(),
             passwords,
+            password_throttle: Mutex::new(PasswordThrottle::new(config.limits.max_throttled_names)),
             remembered: Mutex::new(ExpiringMap::new(MAX_REMEMBERED, MAX_REMEMBERED_PER_USER)),
             control: Mutex::default(),
         })
@@ -177,30 +180,42 @@ impl Idp {
         codes.remove(&key).filter(|_| live)
     }
 
-    /// Checks a password: first the attempt is admitted by the per-name throttle (a name
-    /// whose failures earned a delay is refused with no argon2 work), then argon2 runs on the
-    /// pool (at most one check per core at once, each on reused memory; see
-    /// [`Argon2Pool::verify`]). Unknown names cost the same as known ones.
+    /// Checks a password. First the attempt is admitted by the throttle (see
+    /// [`super::throttle`]): against the budget of this browser if it holds a device cookie
+    /// for the name (`device`, the cookie's nonce), else against the name's; an attempt inside
+    /// a delay, or at a new name while the throttle is full, is refused with no argon2 work.
+    /// Then argon2 runs on the pool (at most one check per core at once, each on reused
+    /// memory; see [`Argon2Pool::verify`]). Unknown names cost the same as known ones.
     pub async fn check_password(
         self: Arc<Self>,
         username: String,
         password: String,
+        device: Option<String>,
     ) -> anyhow::Result<Result<User, PasswordRefusal>> {
-        if let Err(refusal) = self
-            .directory
-            .admit_password_attempt(&username, self.clock.real())
-        {
-            return Ok(Err(refusal));
-        }
+        let now = self.clock.real();
+        let budget = match self.throttle().admit(&username, device.as_deref(), now) {
+            Ok(budget) => budget,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let (user, hash) = self.directory.credentials(&username);
         let ok = Arc::clone(&self.passwords).verify(hash, password).await?;
         match user.filter(|_| ok) {
             Some(user) => {
-                self.directory.password_succeeded(&username);
+                self.throttle().succeed(budget);
                 Ok(Ok(user))
             }
             None => Ok(Err(PasswordRefusal::Wrong)),
         }
+    }
+
+    /// Seconds left of the delay the next attempt at `username` from this browser (`device`:
+    /// its device cookie's nonce for the name) would meet.
+    pub fn password_delay(&self, username: &str, device: Option<&str>) -> Option<i64> {
+        self.throttle().delayed_for(username, device, self.clock.real())
+    }
+
+    fn throttle(&self) -> MutexGuard<'_, PasswordThrottle> {
+        lock(&self.password_throttle)
     }
 
     /// A new remember-browser value for `user`.
@@ -241,7 +256,7 @@ pub(crate) mod tests {
     async fn concurrent_guesses_at_one_name_are_cut_off_before_argon2() {
         let idp = idp();
         let checks: Vec<_> = (0..20)
-            .map(|_| tokio::spawn(Arc::clone(&idp).check_password("alice".into(), "wrong".into())))
+            .map(|_| tokio::spawn(Arc::clone(&idp).check_password("alice".into(), "wrong".into(), None)))
             .collect();
         let mut wrong = 0;
         for check in checks {
@@ -250,12 +265,12 @@ pub(crate) mod tests {
                 Err(PasswordRefusal::Delayed { retry_after_secs }) => {
                     assert!((1..=30).contains(&retry_after_secs), "{retry_after_secs}");
                 }
-                Ok(_) => panic!("a wrong password was accepted"),
+                other => panic!("a wrong password was not refused as wrong or delayed: {other:?}"),
             }
         }
         // Each attempt counts when admitted, so at most five hashes ever ran for the name.
-        assert_eq!(wrong, crate::idp::directory::MAX_PASSWORD_FAILURES);
-        let right = Arc::clone(&idp).check_password("alice".into(), "alice-password".into());
+        assert_eq!(wrong, crate::idp::throttle::MAX_PASSWORD_FAILURES);
+        let right = Arc::clone(&idp).check_password("alice".into(), "alice-password".into(), None);
         assert!(matches!(
             right.await.unwrap(),
             Err(PasswordRefusal::Delayed { .. })
@@ -268,7 +283,7 @@ pub(crate) mod tests {
         let limit = idp.passwords.slots();
         // Distinct names, so the per-name throttle lets every check through to argon2.
         let checks: Vec<_> = (0..limit * 3 + 4)
-            .map(|i| tokio::spawn(Arc::clone(&idp).check_password(format!("user-{i}"), "wrong".into())))
+            .map(|i| tokio::spawn(Arc::clone(&idp).check_password(format!("user-{i}"), "wrong".into(), None)))
             .collect();
         for check in checks {
             assert_eq!(check.await.unwrap().unwrap().unwrap_err(), PasswordRefusal::Wrong);

@@ -15,4 +15,5 @@ mod signing;
 mod test_control;
 mod test_provider;
 mod testing_doc;
+mod throttle;
 mod token;
