@@ -95,9 +95,14 @@ pub struct ClientRegistration {
     /// The ID tokens' `alg`; RS256 when not registered (Dynamic Client Registration §2).
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
-    /// Back-Channel Logout 1.0 §2.2. Recorded and validated; logout tokens are not sent yet.
+    /// Back-Channel Logout 1.0 §2.2: where Fabrikam ID posts a logout token when a provider
+    /// session in which this client received a code ends.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// Back-Channel Logout 1.0 §2.2: the client needs `sid` in logout tokens. Fabrikam ID
+    /// always sends both `sid` and `sub`, so this only records the client's wish.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl std::fmt::Debug for ClientRegistration {
@@ -128,6 +133,7 @@ impl ClientRegistration {
             post_logout_redirect_uris: Vec::new(),
             id_token_signed_response_alg: SigningAlg::RS256,
             backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 
@@ -141,13 +147,19 @@ impl ClientRegistration {
     }
 
     /// The intranet as a client: redirect URI `<public>/callback`; post-logout URIs
-    /// `<public>/` and `<public>` (SDKs send either spelling).
+    /// `<public>/` and `<public>` (SDKs send either spelling); back-channel logout URI
+    /// `<public>/backchannel-logout`, with `sid` required.
     pub fn for_intranet(client_id: &str, client_secret: SecretString, public_url: &Url) -> Self {
         let base = with_trailing_slash(public_url);
         let callback = base.join("callback").expect("callback is a relative URL");
         let mut client = Self::confidential(client_id, "", [callback.as_str()]);
         client.client_secret = Some(client_secret);
         client.client_name = Some("Fabrikam intranet".into());
+        let backchannel = base
+            .join("backchannel-logout")
+            .expect("backchannel-logout is a relative URL");
+        client.backchannel_logout_uri = Some(backchannel.into());
+        client.backchannel_logout_session_required = true;
         let slash = base.to_string();
         client.post_logout_redirect_uris = vec![slash.clone(), slash.trim_end_matches('/').to_owned()];
         client
@@ -165,6 +177,12 @@ impl ClientRegistration {
 
     pub fn with_name(mut self, name: &str) -> Self {
         self.client_name = Some(name.to_owned());
+        self
+    }
+
+    /// Registers `uri` for back-channel logout (Back-Channel Logout 1.0 §2.2).
+    pub fn with_backchannel_logout_uri(mut self, uri: &str) -> Self {
+        self.backchannel_logout_uri = Some(uri.to_owned());
         self
     }
 
@@ -236,8 +254,15 @@ impl ClientRegistration {
         for (i, uri) in self.post_logout_redirect_uris.iter().enumerate() {
             check_uri(uri).or_else(|p| field(&format!("post_logout_redirect_uris[{i}]"), p))?;
         }
-        if let Some(uri) = &self.backchannel_logout_uri {
-            check_uri(uri).or_else(|p| field("backchannel_logout_uri", p))?;
+        match &self.backchannel_logout_uri {
+            Some(uri) => check_uri(uri).or_else(|p| field("backchannel_logout_uri", p))?,
+            None if self.backchannel_logout_session_required => {
+                return field(
+                    "backchannel_logout_session_required",
+                    "needs a backchannel_logout_uri".into(),
+                );
+            }
+            None => {}
         }
         Ok(())
     }
@@ -785,6 +810,10 @@ mod tests {
             ["http://127.0.0.1:8080/", "http://127.0.0.1:8080"]
         );
         assert_eq!(c.id_token_signed_response_alg, SigningAlg::RS256);
+        assert_eq!(
+            c.backchannel_logout_uri.as_deref(),
+            Some("http://127.0.0.1:8080/backchannel-logout")
+        );
         let app = ClientRegistration::for_intranet(
             "c",
             SecretString::from("s"),
@@ -834,6 +863,18 @@ mod tests {
                     ..ClientRegistration::public("a", ["http://a/cb"])
                 },
                 "client_secret",
+            ),
+            (
+                ClientRegistration::confidential("a", "s", ["http://a/cb"])
+                    .with_backchannel_logout_uri("/bc"),
+                "backchannel_logout_uri",
+            ),
+            (
+                ClientRegistration {
+                    backchannel_logout_session_required: true,
+                    ..ClientRegistration::confidential("a", "s", ["http://a/cb"])
+                },
+                "backchannel_logout_session_required",
             ),
         ];
         for (client, expected) in cases {

@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde_json::Value;
 
+use super::backchannel;
 use super::errors::PageError;
 use super::paths::Links;
 use super::session::IdpSession;
@@ -139,7 +140,7 @@ fn unreadable() -> Checked {
 /// RP-Initiated Logout 1.0 §2: "the OP MUST ask the End-User whether to log out" unless the
 /// hint shows the request comes for the user signed in here.
 fn request(
-    idp: &Idp,
+    idp: &web::Data<Idp>,
     session: &IdpSession,
     checked: Checked,
     status: StatusCode,
@@ -221,13 +222,16 @@ fn check(idp: &Idp, params: &LogoutParams) -> Checked {
 }
 
 fn end_session(
-    idp: &Idp,
+    idp: &web::Data<Idp>,
     session: &IdpSession,
     checked: Checked,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     if let Some(ended) = session.log_out() {
         tracing::info!(user = %ended.user, "signed out");
+        // Back-Channel Logout 1.0: the applications of this session hear of it (without
+        // delaying the person, whose answer follows at once).
+        backchannel::notify(idp, ended);
     }
     match checked.redirect {
         Some(uri) => {

@@ -10,13 +10,15 @@
 //!    decision), [`directory`] (users, passwords, TOTP), [`throttle`] (password guesses, per
 //!    name and per known browser), [`sessions`] (the server-side provider sessions), [`control`]
 //!    (test control's state);
-//! 3. [`state`] (what requests share), then [`session`] (the browser's cookies: the session id,
-//!    the encrypted pending sign-in) and [`views`] (pages, redirects, the error page);
+//! 3. [`state`] (what requests share), then [`backchannel`] (logout tokens to the clients of an
+//!    ended session), [`session`] (the browser's cookies: the session id, the encrypted pending
+//!    sign-in, the device cookie) and [`views`] (pages, redirects, the error page);
 //! 4. one module per endpoint group: [`discovery`], [`authorize`], [`pages`] (login, second
 //!    factor, enrolment), [`token`], [`userinfo`], [`logout`], [`test_control`];
 //! 5. this module's [`build`], and [`TestProvider`] for test suites.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clock;
 pub mod config;
 pub mod control;

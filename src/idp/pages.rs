@@ -11,6 +11,7 @@ use serde::Deserialize;
 use totp_rs::Secret;
 
 use super::authorize::resume_pending;
+use super::backchannel;
 use super::directory::{TotpRefusal, totp};
 use super::errors::PageError;
 use super::paths::Links;
@@ -180,6 +181,7 @@ pub async fn login(
     tracing::info!(user = %user.username, "password accepted");
     if let Some(ended) = replaced {
         tracing::info!(user = %ended.user, "the browser's session of another user ended");
+        backchannel::notify(&idp, ended);
     }
     if session.pending().is_some() {
         resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)

@@ -36,6 +36,10 @@ pub const REMEMBER_TTL_SECS: i64 = 30 * 24 * 3600;
 pub const MAX_REMEMBERED_PER_USER: usize = 32;
 /// Remembered browsers in all.
 pub const MAX_REMEMBERED: usize = 10_000;
+/// How long a client may take to answer a back-channel logout, in all, and to accept the
+/// connection: sign-out never waits for it, but a task and a connection do.
+pub const BACKCHANNEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const BACKCHANNEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// ID and access tokens live 5 minutes.
 pub const TOKEN_TTL_SECS: i64 = 300;
 /// An issued authorization code, bound to what it was issued for (RFC 6749 §4.1.3).
@@ -70,6 +74,9 @@ pub struct Idp {
     codes: Mutex<ExpiringMap<[u8; 32], CodeGrant>>,
     /// The provider sessions (the browser's cookie holds only an id).
     pub sessions: Sessions,
+    /// Sends back-channel logout tokens: [`BACKCHANNEL_TIMEOUT`], no redirects (a token goes
+    /// to the registered URI and nowhere else).
+    pub http: reqwest::Client,
     /// Encrypts the sign-in cookie: new per process, so sign-ins in progress and provider
     /// sessions do not survive a restart, as in a demo they need not.
     pub cookie_key: Key,
@@ -90,16 +97,6 @@ impl Idp {
     /// configured), loads or generates the keys and hashes the users' passwords.
     pub fn new(config: &IdpConfig) -> anyhow::Result<Self> {
         config.validate()?;
-        for client in config
-            .clients
-            .iter()
-            .filter(|c| c.backchannel_logout_uri.is_some())
-        {
-            tracing::warn!(
-                client = %client.client_id,
-                "backchannel_logout_uri is recorded, but Fabrikam ID does not send logout tokens yet"
-            );
-        }
         if config.users.is_empty() {
             tracing::warn!("no users are configured: nobody can sign in until test control adds some");
         }
@@ -128,6 +125,11 @@ impl Idp {
                 max_per_user: config.limits.max_sessions_per_user,
             }),
             cookie_key: Key::generate(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(BACKCHANNEL_TIMEOUT)
+                .connect_timeout(BACKCHANNEL_CONNECT_TIMEOUT)
+                .build()?,
             passwords,
             password_throttle: Mutex::new(PasswordThrottle::new(config.limits.max_throttled_names)),
             remembered: Mutex::new(ExpiringMap::new(MAX_REMEMBERED, MAX_REMEMBERED_PER_USER)),

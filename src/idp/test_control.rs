@@ -23,10 +23,14 @@
 //! - `PATCH /test-control/users/{username}` ([`UserPatch`]): changes some fields; 200 with
 //!   the [`UserView`], or 404.
 //! - `DELETE /test-control/users/{username}`: removes the user and ends their provider
-//!   sessions; 204 or 404.
+//!   sessions (sending back-channel logouts); 204 or 404.
+//! - `GET /test-control/backchannel-logouts[?client_id=c]`: the last 50 back-channel logouts
+//!   sent ([`BackchannelLogout`](super::control::BackchannelLogout): client, URI, the logout
+//!   token, `sid`, `sub`, and the receiver's status or the error once known), oldest first.
 //! - `GET /test-control/sessions`: the live provider sessions ([`SessionView`](super::sessions::SessionView): `sid`, user,
 //!   times, the clients served; never the cookie), soonest to end first.
-//! - `DELETE /test-control/sessions/{sid}`: ends that session (revocation); 204 or 404.
+//! - `DELETE /test-control/sessions/{sid}`: ends that session (revocation, sending
+//!   back-channel logouts); 204 or 404.
 //! - `GET /test-control/keys`: [`KeyStatus`], which `kid` signs per algorithm and every
 //!   published one.
 //! - `POST /test-control/keys/rotate` `{"alg": "RS256" | "ES256", "grace_secs": 300}` (both
@@ -39,6 +43,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::backchannel;
 use super::clock::MAX_OFFSET_SECS;
 use super::config::UserSpec;
 use super::control::NextToken;
@@ -61,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(paths::TC_USER, web::put().to(put_user))
         .route(paths::TC_USER, web::patch().to(patch_user))
         .route(paths::TC_USER, web::delete().to(delete_user))
+        .route(paths::TC_BACKCHANNEL_LOGOUTS, web::get().to(backchannel_logouts))
         .route(paths::TC_SESSIONS, web::get().to(sessions))
         .route(paths::TC_SESSION, web::delete().to(end_session))
         .route(paths::TC_KEYS, web::get().to(keys))
@@ -218,7 +224,15 @@ async fn delete_user(idp: web::Data<Idp>, username: web::Path<String>) -> HttpRe
     }
     let ended = idp.sessions.end_user(&username);
     tracing::info!(user = %username, sessions = ended.len(), "test control: user removed");
+    for session in ended {
+        backchannel::notify(&idp, session);
+    }
     HttpResponse::NoContent().finish()
+}
+
+/// `GET /test-control/backchannel-logouts[?client_id=c]`.
+async fn backchannel_logouts(idp: web::Data<Idp>, filter: web::Query<ClientFilter>) -> HttpResponse {
+    HttpResponse::Ok().json(idp.control().logouts(filter.client_id.as_deref()))
 }
 
 /// `GET /test-control/sessions`.
@@ -231,6 +245,7 @@ async fn end_session(idp: web::Data<Idp>, sid: web::Path<String>) -> HttpRespons
     match idp.sessions.end_sid(&sid, idp.clock.real()) {
         Some(ended) => {
             tracing::info!(user = %ended.user, "test control: session revoked");
+            backchannel::notify(&idp, ended);
             HttpResponse::NoContent().finish()
         }
         None => not_found("no such session"),

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::config::{ClientRegistration, ConfigFile, IdpConfig, IdpLimits, UserSpec};
-use super::control::NextToken;
+use super::control::{BackchannelLogout, NextToken};
 use super::directory::{UserPatch, UserView};
 use super::keys::{KeySource, KeyStatus, SigningAlg};
 use super::sessions::SessionView;
@@ -424,6 +424,22 @@ impl TestProvider {
             StatusCode::NOT_FOUND => Ok(false),
             other => anyhow::bail!("DELETE {path}: {other}"),
         }
+    }
+
+    /// The back-channel logouts sent, oldest first (one client's, or all): each with its
+    /// logout token and, once known, the receiver's status or the error.
+    pub async fn backchannel_logouts(
+        &self,
+        client_id: Option<&str>,
+    ) -> anyhow::Result<Vec<BackchannelLogout>> {
+        let path = match client_id {
+            Some(c) => format!("/test-control/backchannel-logouts?client_id={}", encode(c)),
+            None => "/test-control/backchannel-logouts".into(),
+        };
+        Ok(self
+            .call(reqwest::Method::GET, &path, None::<&()>)
+            .await?
+            .unwrap_or_default())
     }
 
     /// The live provider sessions (`GET /test-control/sessions`).

@@ -29,6 +29,9 @@ async fn discovery_parses_with_openidconnect_and_advertises_the_contract() {
         json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(doc["acr_values_supported"], json!([ACR_PASSWORD, ACR_MFA]));
+    // Back-Channel Logout 1.0 §2.1.
+    assert_eq!(doc["backchannel_logout_supported"], json!(true));
+    assert_eq!(doc["backchannel_logout_session_supported"], json!(true));
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",

@@ -3,6 +3,7 @@
 //! `at_the_code_page`, ...) are `support::TestIdp`'s.
 
 mod authorize;
+mod backchannel;
 mod config;
 mod discovery;
 mod issuer_path;
