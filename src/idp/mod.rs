@@ -94,7 +94,8 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
 
 fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
     use self::paths as p;
-    use web::{get, post};
+    use crate::web::get_or_head as get;
+    use web::post;
     if under_path {
         // `/realms/fabrikam` as well as `/realms/fabrikam/`.
         cfg.service(resource("").route(get().to(pages::home)));

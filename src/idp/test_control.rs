@@ -50,26 +50,30 @@ use super::control::NextToken;
 use super::directory::{NewUser, UserPatch, UserView};
 use super::keys::{KeyStatus, SigningAlg};
 use super::state::Idp;
+use crate::web::get_or_head;
 
 /// The grace period of a rotated key when the request names none.
 pub const DEFAULT_GRACE_SECS: i64 = 300;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::paths;
-    cfg.route(paths::TC_AUTHORIZE_REQUESTS, web::get().to(authorize_requests))
+    cfg.route(paths::TC_AUTHORIZE_REQUESTS, get_or_head().to(authorize_requests))
         .route(paths::TC_CLOCK, web::put().to(set_clock))
         .route(paths::TC_NEXT_TOKEN, web::put().to(set_next_token))
         .route(paths::TC_NEXT_TOKEN, web::delete().to(clear_next_token))
         .route(paths::TC_RESET, web::post().to(reset))
-        .route(paths::TC_USERS, web::get().to(users))
-        .route(paths::TC_USER, web::get().to(user))
+        .route(paths::TC_USERS, get_or_head().to(users))
+        .route(paths::TC_USER, get_or_head().to(user))
         .route(paths::TC_USER, web::put().to(put_user))
         .route(paths::TC_USER, web::patch().to(patch_user))
         .route(paths::TC_USER, web::delete().to(delete_user))
-        .route(paths::TC_BACKCHANNEL_LOGOUTS, web::get().to(backchannel_logouts))
-        .route(paths::TC_SESSIONS, web::get().to(sessions))
+        .route(
+            paths::TC_BACKCHANNEL_LOGOUTS,
+            get_or_head().to(backchannel_logouts),
+        )
+        .route(paths::TC_SESSIONS, get_or_head().to(sessions))
         .route(paths::TC_SESSION, web::delete().to(end_session))
-        .route(paths::TC_KEYS, web::get().to(keys))
+        .route(paths::TC_KEYS, get_or_head().to(keys))
         .route(paths::TC_ROTATE_KEYS, web::post().to(rotate_keys));
 }
 
