@@ -599,16 +599,24 @@ impl IdpConfig {
             problem,
         };
         let max = super::sessions::MAX_CONFIGURED_SECS;
-        for (name, value) in [
-            ("IDP_SESSION_LIFETIME_SECS", self.session_lifetime_secs),
-            ("IDP_SESSION_IDLE_SECS", self.session_idle_secs),
+        for (name, flag, value) in [
+            (
+                "IDP_SESSION_LIFETIME_SECS",
+                "--idp-session-lifetime-secs",
+                self.session_lifetime_secs,
+            ),
+            (
+                "IDP_SESSION_IDLE_SECS",
+                "--idp-session-idle-secs",
+                self.session_idle_secs,
+            ),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError {
                     origin: "the settings".into(),
-                    entry: name.into(),
-                    field: name.into(),
-                    problem: format!("must be between 1 and {max} seconds (30 days)"),
+                    entry: format!("{name} ({flag})"),
+                    field: "value".into(),
+                    problem: format!("{value} is not between 1 and {max} seconds (30 days)"),
                 });
             }
         }
@@ -942,6 +950,26 @@ mod tests {
         )
         .validate()
         .unwrap();
+    }
+
+    #[test]
+    fn session_times_outside_one_second_to_thirty_days_are_refused() {
+        let mut c = config(vec![client()], vec![]);
+        c.session_idle_secs = 0;
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the settings: IDP_SESSION_IDLE_SECS (--idp-session-idle-secs): value: 0 is not between 1 \
+             and 2592000 seconds (30 days)"
+        );
+        c.session_idle_secs = 1;
+        c.session_lifetime_secs = 31 * 24 * 3600;
+        assert_eq!(
+            c.validate().unwrap_err().entry,
+            "IDP_SESSION_LIFETIME_SECS (--idp-session-lifetime-secs)"
+        );
+        c.session_lifetime_secs = 30 * 24 * 3600;
+        c.validate().unwrap();
     }
 
     #[test]

@@ -95,9 +95,14 @@ async fn sixty_wrong_passwords_leave_the_provider_within_a_buffer_per_core() {
                 assert!(again.text().contains("do not match"), "{}", again.text());
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap();
-        }
+        let batch_done = async {
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), batch_done)
+            .await
+            .expect("a batch of 12 ends within a minute");
     }
     let after = peak_rss_mib(pid);
     // argon2 (19 MiB a hash) runs at most once per core, each on a reused buffer: growth stays

@@ -167,9 +167,15 @@ async fn a_flood_of_anonymous_authorize_requests_stores_nothing_and_evicts_no_si
         });
     }
     let mut sent = 0;
-    while let Some(pages) = flood.join_next().await {
-        sent += pages.unwrap();
-    }
+    // Bounded in time as well as in count.
+    let all = async {
+        while let Some(pages) = flood.join_next().await {
+            sent += pages.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(180), all)
+        .await
+        .expect("the flood ends within 3 minutes");
     assert!(sent >= 10_500);
     assert!(
         idp.sessions().await.is_empty(),
