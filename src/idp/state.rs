@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix_web::cookie::Key;
-
 use url::Url;
 
 use super::clock::Clock;
@@ -42,6 +41,7 @@ pub const BACKCHANNEL_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 pub const BACKCHANNEL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// ID and access tokens live 5 minutes.
 pub const TOKEN_TTL_SECS: i64 = 300;
+
 /// An issued authorization code, bound to what it was issued for (RFC 6749 §4.1.3).
 #[derive(Debug, Clone)]
 pub struct CodeGrant {
@@ -77,8 +77,8 @@ pub struct Idp {
     /// Sends back-channel logout tokens: [`BACKCHANNEL_TIMEOUT`], no redirects (a token goes
     /// to the registered URI and nowhere else).
     pub http: reqwest::Client,
-    /// Encrypts the sign-in cookie: new per process, so sign-ins in progress and provider
-    /// sessions do not survive a restart, as in a demo they need not.
+    /// Seals the sign-in and device cookies: new per process, so sign-ins in progress and
+    /// device budgets (like the sessions) do not survive a restart, as in a demo they need not.
     pub cookie_key: Key,
     /// Every argon2 hash and check: at most one per core at once, each on reused memory.
     pub passwords: Arc<Argon2Pool>,
