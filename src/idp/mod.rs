@@ -3,44 +3,53 @@
 //!
 //! The modules form layers; each imports only those below it:
 //!
-//! 1. [`paths`], [`clock`], [`keys`], [`errors`] — URLs, the one clock, signing keys, errors;
+//! 1. [`paths`], [`clock`], [`keys`], [`errors`], [`expiring`], [`passwords`] — URLs, the one
+//!    clock, signing keys, errors, the bounded table of expiring records, argon2 on reused
+//!    memory;
 //! 2. [`config`] (clients, users, the `IDP_CONFIG` file), [`protocol`] (the pure authorize
-//!    decision), [`directory`] (users, passwords, TOTP), [`control`] (test control's state);
-//! 3. [`state`] (what requests share), then [`session`] (the provider's cookie) and [`views`]
-//!    (pages, redirects, the error page);
+//!    decision), [`directory`] (users, passwords, TOTP), [`throttle`] (password guesses, per
+//!    name and per known browser), [`sessions`] (the server-side provider sessions), [`control`]
+//!    (test control's state);
+//! 3. [`state`] (what requests share), then [`backchannel`] (logout tokens to the clients of an
+//!    ended session), [`session`] (the browser's cookies: the session id, the encrypted pending
+//!    sign-in, the device cookie) and [`views`] (pages, redirects, the error page);
 //! 4. one module per endpoint group: [`discovery`], [`authorize`], [`pages`] (login, second
 //!    factor, enrolment), [`token`], [`userinfo`], [`logout`], [`test_control`];
 //! 5. this module's [`build`], and [`TestProvider`] for test suites.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod directory;
 pub mod discovery;
 pub mod errors;
+pub mod expiring;
 pub mod keys;
 pub mod logout;
 pub mod pages;
+pub mod passwords;
 pub mod paths;
 pub mod protocol;
 pub mod session;
+pub mod sessions;
 pub mod state;
 pub mod test_control;
 pub mod testing;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 pub mod views;
 
-pub use self::config::{ClientRegistration, ConfigError, ConfigFile, IdpConfig, TokenAuthMethod, UserSpec};
+pub use self::config::{
+    ClientRegistration, ConfigError, ConfigFile, IdpConfig, IdpLimits, TokenAuthMethod, UserSpec,
+};
 pub use self::keys::{KeySource, SigningAlg};
 pub use self::testing::{TestProvider, TestProviderBuilder};
 
 use std::net::TcpListener;
 
-use actix_session::SessionMiddleware;
-use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
@@ -55,16 +64,7 @@ use self::state::Idp;
 pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<Server> {
     let idp = web::Data::new(Idp::new(&config)?);
     let csp = content_security_policy(&config);
-    // A fresh key per process: OP sessions do not survive a restart, as in a demo they need not.
-    let key = Key::generate();
     let server = HttpServer::new(move || {
-        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-            .cookie_name(session::COOKIE_NAME.to_owned())
-            .cookie_path(idp.links.cookie_path().to_owned())
-            .cookie_http_only(true)
-            .cookie_same_site(SameSite::Lax)
-            .cookie_secure(idp.secure_cookies)
-            .build();
         let test_control = idp.test_control;
         let prefix = idp.links.prefix.clone();
         App::new()
@@ -80,7 +80,7 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
                     .limit(64 * 1024)
                     .error_handler(json_error),
             )
-            .wrap(sessions)
+            .wrap(from_fn(session::write_cookies))
             .wrap(from_fn(views::render_errors))
             .wrap(crate::web::security_headers(&csp))
             .wrap(from_fn(crate::web::request_log))
@@ -94,7 +94,8 @@ pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<S
 
 fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
     use self::paths as p;
-    use web::{get, post};
+    use crate::web::get_or_head as get;
+    use web::post;
     if under_path {
         // `/realms/fabrikam` as well as `/realms/fabrikam/`.
         cfg.service(resource("").route(get().to(pages::home)));
