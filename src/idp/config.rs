@@ -497,14 +497,27 @@ pub struct IdpConfig {
     pub limits: IdpLimits,
 }
 
+// Provider sessions (`sessions.rs` enforces them; they live here, with the settings that
+// override them, so the configuration depends on no server-side table).
+/// The default absolute lifetime of a session: 12 hours.
+pub const DEFAULT_LIFETIME_SECS: u64 = 12 * 3600;
+/// The default idle timeout of a session: 30 minutes.
+pub const DEFAULT_IDLE_SECS: u64 = 30 * 60;
+/// The longest either may be configured: 30 days (NIST SP 800-63B-4's AAL1 bound).
+pub const MAX_CONFIGURED_SECS: u64 = 30 * 24 * 3600;
+/// Sessions in all.
+pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions per user (browsers signed in at once).
+pub const MAX_SESSIONS_PER_USER: usize = 100;
+
 /// Caps on Fabrikam ID's server-side tables. The defaults are the values a real deployment
 /// runs with; tests of floods lower them to reach a cap in a few requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdpLimits {
-    /// Provider sessions in all ([`super::sessions::MAX_SESSIONS`]); a new one beyond it ends
+    /// Provider sessions in all ([`MAX_SESSIONS`]); a new one beyond it ends
     /// the least recently used.
     pub max_sessions: usize,
-    /// Provider sessions per user ([`super::sessions::MAX_SESSIONS_PER_USER`]).
+    /// Provider sessions per user ([`MAX_SESSIONS_PER_USER`]).
     pub max_sessions_per_user: usize,
     /// User names the password throttle keeps records for
     /// ([`super::throttle::MAX_THROTTLED_NAMES`]); when all are live, new names are refused.
@@ -514,8 +527,8 @@ pub struct IdpLimits {
 impl Default for IdpLimits {
     fn default() -> Self {
         Self {
-            max_sessions: super::sessions::MAX_SESSIONS,
-            max_sessions_per_user: super::sessions::MAX_SESSIONS_PER_USER,
+            max_sessions: MAX_SESSIONS,
+            max_sessions_per_user: MAX_SESSIONS_PER_USER,
             max_throttled_names: super::throttle::MAX_THROTTLED_NAMES,
         }
     }
@@ -534,8 +547,8 @@ impl IdpConfig {
             signing_key: KeySource::Generate,
             rsa_signing_key: KeySource::Generate,
             origin: None,
-            session_lifetime_secs: super::sessions::DEFAULT_LIFETIME_SECS,
-            session_idle_secs: super::sessions::DEFAULT_IDLE_SECS,
+            session_lifetime_secs: DEFAULT_LIFETIME_SECS,
+            session_idle_secs: DEFAULT_IDLE_SECS,
             limits: IdpLimits::default(),
         }
     }
@@ -598,7 +611,7 @@ impl IdpConfig {
             field,
             problem,
         };
-        let max = super::sessions::MAX_CONFIGURED_SECS;
+        let max = MAX_CONFIGURED_SECS;
         for (name, flag, value) in [
             (
                 "IDP_SESSION_LIFETIME_SECS",

@@ -33,19 +33,12 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use super::config::{
+    DEFAULT_IDLE_SECS, DEFAULT_LIFETIME_SECS, MAX_CONFIGURED_SECS, MAX_SESSIONS, MAX_SESSIONS_PER_USER,
+};
 use super::expiring::{ExpiringMap, Inserted, secret_key};
 use super::protocol::{AuthState, Progress};
 
-/// The default absolute lifetime of a session: 12 hours.
-pub const DEFAULT_LIFETIME_SECS: u64 = 12 * 3600;
-/// The default idle timeout of a session: 30 minutes.
-pub const DEFAULT_IDLE_SECS: u64 = 30 * 60;
-/// The longest either may be configured: 30 days (NIST SP 800-63B-4's AAL1 bound).
-pub const MAX_CONFIGURED_SECS: u64 = 30 * 24 * 3600;
-/// Sessions in all.
-pub const MAX_SESSIONS: usize = 10_000;
-/// Sessions per user (browsers signed in at once).
-pub const MAX_SESSIONS_PER_USER: usize = 100;
 /// Wrong codes one sign-in may take before it is ended (the per-user lock is in the
 /// directory; this bounds one sign-in even across locks).
 pub const MAX_CODE_FAILURES_PER_SIGN_IN: u32 = 10;

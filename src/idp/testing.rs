@@ -238,7 +238,7 @@ impl TestProviderBuilder {
     pub async fn start(self) -> anyhow::Result<TestProvider> {
         let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
         let config = self.config(listener.local_addr()?)?;
-        let server = super::build(config.clone(), listener).await?;
+        let server = super::server::build(config.clone(), listener).await?;
         let handle = server.handle();
         tokio::spawn(server);
         let mut provider = TestProvider::attach(config);
