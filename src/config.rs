@@ -134,6 +134,15 @@ pub struct Settings {
         global = true
     )]
     pub idp_config: Option<PathBuf>,
+    /// The JSON file where Fabrikam ID keeps registered passkeys, so they survive a restart
+    /// (written at the first registration; an empty value keeps them in memory only).
+    #[arg(
+        long,
+        env = "IDP_PASSKEY_STORE",
+        default_value = "fabrikam-id-passkeys.json",
+        global = true
+    )]
+    pub idp_passkey_store: PathBuf,
     /// Expose Fabrikam ID's JSON test-control API under /test-control (never in production).
     #[arg(long, env = "IDP_TEST_CONTROL", default_value_t = false, global = true)]
     pub test_control: bool,

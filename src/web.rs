@@ -1,5 +1,5 @@
 //! Neutral web plumbing shared by both servers: security headers, request logging that never
-//! records a query string, random values, PKCE, and the embedded stylesheets.
+//! records a query string, random values, PKCE, and the embedded assets (stylesheets, the passkey script).
 //!
 //! The intranet and Fabrikam ID never import each other; both may import this module.
 
@@ -87,22 +87,29 @@ pub fn get_or_head() -> actix_web::Route {
     actix_web::web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// The stylesheets, compiled into the binary so it runs from any directory.
-pub fn stylesheet(name: &str) -> Option<&'static str> {
+/// The static assets (stylesheets, and Fabrikam ID's passkey script), compiled into the
+/// binary so it runs from any directory: the content type and the body.
+pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
+    const CSS: &str = "text/css; charset=utf-8";
     match name {
-        "fabrikam.css" => Some(include_str!("../static/fabrikam.css")),
-        "idp.css" => Some(include_str!("../static/idp.css")),
+        "fabrikam.css" => Some((CSS, include_str!("../static/fabrikam.css"))),
+        "idp.css" => Some((CSS, include_str!("../static/idp.css"))),
+        // A file, not inline: the CSP's `script-src 'self'` allows it and nothing inline.
+        "passkey.js" => Some((
+            "text/javascript; charset=utf-8",
+            include_str!("../static/passkey.js"),
+        )),
         _ => None,
     }
 }
 
-/// `GET /static/{name}`: an embedded stylesheet, or 404.
+/// `GET /static/{name}`: an embedded asset, or 404.
 pub async fn static_asset(name: actix_web::web::Path<String>) -> HttpResponse {
-    match stylesheet(&name) {
-        Some(css) => HttpResponse::Ok()
-            .content_type("text/css; charset=utf-8")
+    match asset(&name) {
+        Some((content_type, body)) => HttpResponse::Ok()
+            .content_type(content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-            .body(css),
+            .body(body),
         None => HttpResponse::NotFound()
             .content_type("text/plain")
             .body("not found"),

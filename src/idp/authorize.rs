@@ -57,7 +57,7 @@ fn start(
     } else {
         false
     };
-    let request = match protocol::parse_request(&params, &idp.clients, ignore_acr) {
+    let request = match protocol::parse_request(&params, &idp.clients, idp.offered, ignore_acr) {
         Ok(request) => request,
         Err(Rejection::Page(message)) => {
             tracing::info!(%message, "authorize request refused with an error page");
@@ -128,12 +128,16 @@ pub fn resume(
         Decision::PromptPassword => &idp.links.login,
         Decision::PromptSecondFactor => {
             let user = auth.map(|a| a.user).unwrap_or_default();
+            let has_passkey = idp.passkeys.as_ref().is_some_and(|p| p.has_any(&user));
             if idp.directory.has_totp(&user) {
                 &idp.links.mfa
+            } else if has_passkey {
+                &idp.links.passkey
             } else {
                 &idp.links.enroll
             }
         }
+        Decision::PromptPasskey => &idp.links.passkey,
         Decision::Fail(failure) => {
             session.clear_pending();
             tracing::info!(

@@ -495,6 +495,9 @@ pub struct IdpConfig {
     pub session_idle_secs: u64,
     /// Caps on the provider's tables.
     pub limits: IdpLimits,
+    /// `IDP_PASSKEY_STORE`: the JSON file of registered passkeys (see [`super::passkeys`]);
+    /// `None` keeps them in memory only (the default of [`IdpConfig::demo`], for tests).
+    pub passkey_store: Option<std::path::PathBuf>,
 }
 
 // Provider sessions (`sessions.rs` enforces them; they live here, with the settings that
@@ -550,6 +553,7 @@ impl IdpConfig {
             session_lifetime_secs: DEFAULT_LIFETIME_SECS,
             session_idle_secs: DEFAULT_IDLE_SECS,
             limits: IdpLimits::default(),
+            passkey_store: None,
         }
     }
 
@@ -580,6 +584,7 @@ impl IdpConfig {
             .map_or(KeySource::Generate, KeySource::File);
         config.session_lifetime_secs = s.idp_session_lifetime_secs;
         config.session_idle_secs = s.idp_session_idle_secs;
+        config.passkey_store = Some(s.idp_passkey_store.clone()).filter(|p| !p.as_os_str().is_empty());
         if let Some(path) = &s.idp_config {
             ConfigFile::load(path)?.apply(&mut config, &path.display().to_string());
         }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::errors::OAuthError;
 use super::keys::SigningAlg;
 use super::paths::{self, absolute};
-use super::protocol::{ACR_MFA, ACR_PASSWORD, SCOPES};
+use super::protocol::SCOPES;
 use super::state::Idp;
 
 /// The claims every ID token or userinfo answer may carry.
@@ -34,6 +34,11 @@ pub async fn configuration(idp: web::Data<Idp>) -> HttpResponse {
     let mut claims: Vec<String> = CLAIMS.iter().map(|c| c.to_string()).collect();
     claims.extend(idp.directory.claim_names());
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let acrs: Vec<&str> = idp.offered.iter().map(|l| l.acr()).collect();
+    let mut amrs = vec!["pwd", "otp", "mfa"];
+    if idp.passkeys.is_some() {
+        amrs.extend(["pop", "user"]);
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .json(json!({
@@ -56,7 +61,12 @@ pub async fn configuration(idp: web::Data<Idp>) -> HttpResponse {
             "request_parameter_supported": false,
             "request_uri_parameter_supported": false,
             "prompt_values_supported": ["none", "login"],
-            "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
+            // The classes it can reach: `phr` only at a host name, where passkeys work; never
+            // `phrh` (no attestation is verified; see passkeys.rs).
+            "acr_values_supported": acrs,
+            // Not in Discovery 1.0's registry, but what an RP needs to read `amr` (RFC 8176
+            // §2; `pop` from EAP ACR Values 1.0).
+            "amr_values_supported": amrs,
             "claims_supported": claims,
             // Back-Channel Logout 1.0 §2.1: logout tokens are sent, and carry `sid`.
             "backchannel_logout_supported": true,

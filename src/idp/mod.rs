@@ -30,6 +30,8 @@ pub mod expiring;
 pub mod keys;
 pub mod logout;
 pub mod pages;
+pub mod passkey_pages;
+pub mod passkeys;
 pub mod passwords;
 pub mod paths;
 pub mod protocol;

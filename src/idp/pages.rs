@@ -22,7 +22,7 @@ use super::throttle::PasswordRefusal;
 use super::views::{page, see};
 
 /// The application asking, as shown to the person: its registered name and where it lives.
-fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
+pub fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
     let pending = session.pending()?;
     let host = url::Url::parse(&pending.request.redirect_uri)
         .ok()
@@ -206,6 +206,12 @@ struct MfaPage<'a> {
     user: String,
     error: Option<String>,
     csrf: String,
+    /// The user has a passkey: offer it next to the code.
+    has_passkey: bool,
+}
+
+fn has_passkey(idp: &Idp, user: &str) -> bool {
+    idp.passkeys.as_ref().is_some_and(|p| p.has_any(user))
 }
 
 /// `GET /mfa`.
@@ -219,6 +225,7 @@ pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpRe
         MfaPage {
             links: &idp.links,
             app,
+            has_passkey: has_passkey(&idp, &auth.user),
             user: auth.user,
             error: None,
             csrf: session.csrf_token(),
@@ -256,6 +263,7 @@ pub async fn mfa(
             MfaPage {
                 links: &idp.links,
                 app,
+                has_passkey: has_passkey(&idp, &auth.user),
                 user: auth.user,
                 error: Some(error),
                 csrf,

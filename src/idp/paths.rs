@@ -16,7 +16,16 @@ pub const LOGOUT: &str = "/logout";
 pub const LOGIN: &str = "/login";
 pub const MFA: &str = "/mfa";
 pub const ENROLL: &str = "/enroll";
+pub const PASSKEY: &str = "/passkey";
+pub const ACCOUNT: &str = "/account";
+pub const ACCOUNT_VERIFY: &str = "/account/verify";
+pub const ACCOUNT_REMOVE_PASSKEY: &str = "/account/passkeys/remove";
+pub const PASSKEY_REGISTER_OPTIONS: &str = "/passkeys/register/options";
+pub const PASSKEY_REGISTER: &str = "/passkeys/register";
+pub const PASSKEY_SIGN_IN_OPTIONS: &str = "/passkeys/sign-in/options";
+pub const PASSKEY_SIGN_IN: &str = "/passkeys/sign-in";
 pub const STATIC: &str = "/static/{name}";
+pub const SCRIPT: &str = "/static/passkey.js";
 pub const STYLESHEET: &str = "/static/idp.css";
 
 /// The test-control API (only mounted with `IdpConfig::test_control`).
@@ -53,6 +62,15 @@ pub struct Links {
     pub enroll: String,
     pub logout: String,
     pub stylesheet: String,
+    pub passkey: String,
+    pub account: String,
+    pub account_verify: String,
+    pub account_remove_passkey: String,
+    pub passkey_register_options: String,
+    pub passkey_register: String,
+    pub passkey_sign_in_options: String,
+    pub passkey_sign_in: String,
+    pub script: String,
 }
 
 impl Links {
@@ -67,6 +85,15 @@ impl Links {
             enroll: at(ENROLL),
             logout: at(LOGOUT),
             stylesheet: at(STYLESHEET),
+            passkey: at(PASSKEY),
+            account: at(ACCOUNT),
+            account_verify: at(ACCOUNT_VERIFY),
+            account_remove_passkey: at(ACCOUNT_REMOVE_PASSKEY),
+            passkey_register_options: at(PASSKEY_REGISTER_OPTIONS),
+            passkey_register: at(PASSKEY_REGISTER),
+            passkey_sign_in_options: at(PASSKEY_SIGN_IN_OPTIONS),
+            passkey_sign_in: at(PASSKEY_SIGN_IN),
+            script: at(SCRIPT),
             prefix,
         }
     }

@@ -1,6 +1,7 @@
 //! The authorization request and the authorize decision, as pure functions apart from HTTP:
 //! which client and redirect URI, what assurance is asked for, and whether to issue a code,
-//! prompt for the password, prompt for the second factor, or fail.
+//! prompt for the password, prompt for the second factor (a code or a passkey), prompt for a
+//! passkey, or fail.
 
 use serde_json::Value;
 
@@ -9,25 +10,90 @@ pub use crate::config::PAPE_MULTI_FACTOR as ACR_MFA;
 
 /// The class a password alone reaches.
 pub const ACR_PASSWORD: &str = "urn:fabrikam:acr:password";
+/// OpenID Connect EAP ACR Values 1.0: phishing-resistant authentication (a passkey here).
+pub const ACR_PHR: &str = "phr";
+/// OpenID Connect EAP ACR Values 1.0: phishing-resistant *and* hardware-protected. Never
+/// issued: Fabrikam ID requests no attestation, so it cannot tell a hardware-bound key from a
+/// synced or software one (see [`super::passkeys`]).
+pub const ACR_PHRH: &str = "phrh";
 /// The scopes Fabrikam ID knows; others are dropped from the grant (RFC 6749 §3.3).
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles"];
 /// `state` and `nonce` are kept while the person signs in: longer ones are refused, so a
 /// pending sign-in stays small (a 128-bit random value needs 22–32 characters).
 pub const MAX_STATE_LEN: usize = 512;
 
+/// The authentication classes Fabrikam ID can reach, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Level {
+    /// A password alone: [`ACR_PASSWORD`].
+    Password,
+    /// A password and a second factor (a code or a passkey): the PAPE multi-factor class.
+    MultiFactor,
+    /// A password and a passkey: [`ACR_PHR`].
+    PhishingResistant,
+}
+
+impl Level {
+    /// Every class, weakest first.
+    pub const ALL: [Level; 3] = [Level::Password, Level::MultiFactor, Level::PhishingResistant];
+
+    /// The `acr` value of the class.
+    pub fn acr(self) -> &'static str {
+        match self {
+            Level::Password => ACR_PASSWORD,
+            Level::MultiFactor => ACR_MFA,
+            Level::PhishingResistant => ACR_PHR,
+        }
+    }
+
+    /// The class an `acr` value names, among `offered`.
+    pub fn from_acr(acr: &str, offered: &[Level]) -> Option<Level> {
+        offered.iter().copied().find(|l| l.acr() == acr)
+    }
+
+    /// The classes offered: `phr` only where passkeys work (an issuer with a host name).
+    pub fn offered(passkeys: bool) -> &'static [Level] {
+        if passkeys { &Level::ALL } else { &Level::ALL[..2] }
+    }
+}
+
 /// What the relying party asked for, reduced to what the decision needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
-    /// `acr_values` or the `claims` parameter ask for the multi-factor class.
-    pub mfa: bool,
+    /// The requested classes this OP offers, in the relying party's order of preference
+    /// (OIDC Core §3.1.2.1 and §5.5.1.1 list values "in order of preference"): from an
+    /// essential `acr` claim if there is one, else from `acr_values`. Empty: no preference.
+    /// The first is the class to reach; the answer reports the strongest of them the sign-in
+    /// met.
+    pub classes: Vec<Level>,
+    /// The classes come from an essential `acr` claim: the answer's `acr` must be one of them.
+    pub essential: bool,
     /// An essential `acr` whose values are all classes this OP cannot reach (§5.5.1.1).
     pub unmet: bool,
-    /// An essential `acr` that allows only the password class: report exactly that.
-    pub password_only: bool,
     /// `prompt=login` or `max_age=0` (§3.1.2.1): check the password again.
     pub force_login: bool,
     pub max_age: Option<i64>,
     pub prompt_none: bool,
+}
+
+impl Requirements {
+    /// The class to reach: the relying party's first choice, or a password.
+    pub fn class(&self) -> Level {
+        self.classes.first().copied().unwrap_or(Level::Password)
+    }
+
+    /// The class to report for a sign-in that reached `achieved`: the strongest requested one
+    /// it meets (so a relying party that asked for the multi-factor class gets that `acr`,
+    /// not one it may not know), else — nothing requested, or a request test control told
+    /// Fabrikam ID to ignore — what it reached.
+    pub fn report(&self, achieved: Level) -> Level {
+        self.classes
+            .iter()
+            .copied()
+            .filter(|c| *c <= achieved)
+            .max()
+            .unwrap_or(achieved)
+    }
 }
 
 /// A validated authorization request (OIDC Core §3.1.2.1/§3.1.2.2). Serializable: it waits
@@ -59,11 +125,13 @@ pub enum Rejection {
     },
 }
 
-/// Validates `/authorize` parameters against the registered clients. With `ignore_acr`
-/// (test control) the request is treated as if it asked for no assurance.
+/// Validates `/authorize` parameters against the registered clients; `offered` are the classes
+/// this OP can reach ([`Level::offered`]). With `ignore_acr` (test control) the request is
+/// treated as if it asked for no assurance.
 pub fn parse_request(
     params: &[(String, String)],
     clients: &[ClientRegistration],
+    offered: &[Level],
     ignore_acr: bool,
 ) -> Result<AuthorizeRequest, Rejection> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -190,11 +258,11 @@ pub fn parse_request(
         },
     };
     if !ignore_acr {
-        let acr_values: Vec<&str> = get("acr_values").unwrap_or("").split(' ').collect();
-        // OIDC Core §3.1.2.1: acr_values are voluntary; unknown ones are ignored.
-        requirements.mfa = acr_values.contains(&ACR_MFA);
+        // OIDC Core §3.1.2.1: acr_values are voluntary, in order of preference; unknown ones
+        // are ignored.
+        requirements.classes = known(get("acr_values").unwrap_or("").split(' '), offered);
         if let Some(acr) = claims_acr.as_ref().filter(|a| a.is_object()) {
-            apply_claims_acr(acr, &mut requirements);
+            apply_claims_acr(acr, offered, &mut requirements);
         }
     }
     Ok(AuthorizeRequest {
@@ -208,8 +276,20 @@ pub fn parse_request(
     })
 }
 
-/// OIDC Core §5.5.1.1: `"acr": {"essential": true, "values": [...]}` must be met or fail.
-fn apply_claims_acr(acr: &Value, req: &mut Requirements) {
+/// The classes `values` name among `offered`, in their order, each once.
+fn known<'a>(values: impl IntoIterator<Item = &'a str>, offered: &[Level]) -> Vec<Level> {
+    let mut classes = Vec::new();
+    for level in values.into_iter().filter_map(|v| Level::from_acr(v, offered)) {
+        if !classes.contains(&level) {
+            classes.push(level);
+        }
+    }
+    classes
+}
+
+/// OIDC Core §5.5.1.1: `"acr": {"essential": true, "values": [...]}` must be met or fail; a
+/// voluntary one is a preference, like `acr_values`.
+fn apply_claims_acr(acr: &Value, offered: &[Level], req: &mut Requirements) {
     let essential = acr.get("essential").and_then(Value::as_bool).unwrap_or(false);
     let mut values: Vec<&str> = acr
         .get("values")
@@ -222,12 +302,13 @@ fn apply_claims_acr(acr: &Value, req: &mut Requirements) {
     if values.is_empty() {
         return; // any acr will do, and every token carries one
     }
-    if values.contains(&ACR_MFA) {
-        req.mfa = true;
-    } else if essential && values.contains(&ACR_PASSWORD) {
-        req.password_only = !req.mfa;
-    } else if essential {
-        req.unmet = true;
+    let classes = known(values, offered);
+    if essential {
+        req.unmet = classes.is_empty();
+        req.essential = true;
+        req.classes = classes;
+    } else if req.classes.is_empty() {
+        req.classes = classes;
     }
 }
 
@@ -243,15 +324,39 @@ pub fn is_pkce_value(v: &str) -> bool {
 pub struct AuthState {
     pub user: String,
     pub password_at: i64,
+    /// When a code (TOTP) was last accepted as the second factor.
     pub mfa_at: Option<i64>,
+    /// When a passkey was last used as the second factor, and how.
+    #[serde(default)]
+    pub passkey: Option<PasskeyUse>,
     pub sid: String,
+}
+
+impl AuthState {
+    /// The last second factor of this session completed after its password, if any.
+    pub fn last_second_factor(&self) -> Option<i64> {
+        let code = self.mfa_at;
+        let key = self.passkey.map(|p| p.at);
+        code.max(key).filter(|t| *t >= self.password_at)
+    }
+}
+
+/// A passkey sign-in: when, and whether the authenticator verified the user (PIN or
+/// biometric; WebAuthn's UV flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PasskeyUse {
+    pub at: i64,
+    pub user_verified: bool,
 }
 
 /// What has been done for the pending request on the login pages so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub password_done: bool,
+    /// A second factor (a code or a passkey) was completed for this request.
     pub second_factor_done: bool,
+    /// That second factor was a passkey.
+    pub passkey_done: bool,
 }
 
 /// Facts about this browser and moment.
@@ -270,7 +375,10 @@ pub struct Context {
 pub enum Decision {
     Issue,
     PromptPassword,
+    /// A code or a passkey, now.
     PromptSecondFactor,
+    /// A passkey, now: nothing else reaches the phishing-resistant class.
+    PromptPasskey,
     /// An error for the redirect (OIDC Core §3.1.2.6).
     Fail(Failure),
 }
@@ -287,6 +395,8 @@ pub enum Failure {
     FreshLoginRequested,
     /// `prompt=none` and the request asks for multi-factor authentication.
     SecondFactorRequested,
+    /// `prompt=none` and the request asks for the phishing-resistant class.
+    PasskeyRequested,
     /// `prompt=none` and `IDP_MFA_AT_LOGIN` wants a second factor from this browser.
     SecondFactorAtLogin,
     /// An essential `acr` (§5.5.1.1) that no class of this OP meets.
@@ -298,7 +408,9 @@ impl Failure {
     pub fn error(self) -> &'static str {
         match self {
             Self::NoSession | Self::SessionTooOld | Self::FreshLoginRequested => "login_required",
-            Self::SecondFactorRequested | Self::SecondFactorAtLogin => "interaction_required",
+            Self::SecondFactorRequested | Self::PasskeyRequested | Self::SecondFactorAtLogin => {
+                "interaction_required"
+            }
             Self::UnmetAcr => "unmet_authentication_requirements",
         }
     }
@@ -316,31 +428,37 @@ impl Failure {
             Self::SecondFactorRequested => {
                 "prompt=none was requested, but the requested acr needs the user to enter a second factor now"
             }
+            Self::PasskeyRequested => {
+                "prompt=none was requested, but the requested acr phr needs the user to sign in with a passkey now"
+            }
             Self::SecondFactorAtLogin => {
                 "prompt=none was requested, but Fabrikam ID asks this browser for a second factor at sign-in (IDP_MFA_AT_LOGIN)"
             }
             Self::UnmetAcr => {
-                "none of the essential acr values requested can be met; Fabrikam ID offers urn:fabrikam:acr:password and http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+                "none of the essential acr values requested can be met; Fabrikam ID offers urn:fabrikam:acr:password, \
+                 http://schemas.openid.net/pape/policies/2007/06/multi-factor and, at an issuer with a host name, phr \
+                 (never phrh: it verifies no attestation)"
             }
         }
     }
 }
 
 /// The authorize decision: reuse the session (SSO), re-check the password, ask the second
-/// factor, or fail.
+/// factor or a passkey, or fail.
 pub fn decide(req: &Requirements, session: Option<&AuthState>, progress: Progress, ctx: Context) -> Decision {
     if req.unmet {
         return Decision::Fail(Failure::UnmetAcr);
     }
+    let class = req.class();
     // OIDC Core §3.1.2.1: prompt=login and max_age=0 force a fresh password check. Any
     // other max_age counts from the last active authentication, the `auth_time` the tokens
     // would carry; when the request forces a second factor now, that factor is a fresh
-    // authentication and meets max_age by itself, so only the code is asked (README, "How it
-    // works", step 3).
+    // authentication and meets max_age by itself, so only the second factor is asked
+    // (README, "How it works", step 3).
     let fresh_enough = |s: &&AuthState| {
         progress.password_done
             || (!req.force_login
-                && (req.mfa
+                && (class >= Level::MultiFactor
                     || req
                         .max_age
                         .is_none_or(|max| ctx.now - authentication(s, req).auth_time <= max)))
@@ -353,23 +471,29 @@ pub fn decide(req: &Requirements, session: Option<&AuthState>, progress: Progres
             (true, Some(_)) => Decision::Fail(Failure::SessionTooOld),
         };
     };
-    let second_factor = if progress.second_factor_done {
-        false
-    } else if req.mfa {
-        // Asked for the multi-factor class: always prove it now, remembered browser or not.
-        true
-    } else {
-        ctx.mfa_at_login && session.mfa_at.is_none() && !ctx.remembered
+    // Asked for a class above the password: always prove it now, remembered browser or not,
+    // whatever the session did before. Only a passkey reaches the phishing-resistant class.
+    let needed = match class {
+        Level::PhishingResistant if !progress.passkey_done => Some(Decision::PromptPasskey),
+        Level::PhishingResistant => None,
+        _ if progress.second_factor_done => None,
+        Level::MultiFactor => Some(Decision::PromptSecondFactor),
+        Level::Password => {
+            let any_second_factor = session.mfa_at.is_some() || session.passkey.is_some();
+            (ctx.mfa_at_login && !any_second_factor && !ctx.remembered)
+                .then_some(Decision::PromptSecondFactor)
+        }
     };
-    match (second_factor, req.prompt_none) {
-        (false, _) => Decision::Issue,
-        (true, true) if req.mfa => Decision::Fail(Failure::SecondFactorRequested),
-        (true, true) => Decision::Fail(Failure::SecondFactorAtLogin),
-        (true, false) => Decision::PromptSecondFactor,
+    match (needed, req.prompt_none) {
+        (None, _) => Decision::Issue,
+        (Some(Decision::PromptPasskey), true) => Decision::Fail(Failure::PasskeyRequested),
+        (Some(_), true) if class == Level::MultiFactor => Decision::Fail(Failure::SecondFactorRequested),
+        (Some(_), true) => Decision::Fail(Failure::SecondFactorAtLogin),
+        (Some(prompt), false) => prompt,
     }
 }
 
-/// How the user authenticated, as the tokens say it (RFC 8176 `amr` values).
+/// How the user authenticated, as the tokens say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authentication {
     pub acr: &'static str,
@@ -377,20 +501,50 @@ pub struct Authentication {
     pub auth_time: i64,
 }
 
-/// The honest account of the session: multi-factor only if a second factor was completed
-/// after the password; `auth_time` is when the last factor was completed.
+/// The honest account of the session. It reached the class of its strongest second factor
+/// completed after the password (a passkey: phishing-resistant; a code: multi-factor; none:
+/// password), and reports the strongest class the request asked for that it met
+/// ([`Requirements::report`]). `amr` lists every method used since the password (RFC 8176
+/// §2: `pwd`, `otp`, `user` for a verified user, `mfa`; EAP ACR Values 1.0: `pop` for a key
+/// whose hardware or software protection is unknown — Fabrikam ID requests no attestation, so
+/// it never says `hwk` or `swk`); `auth_time` is when the last factor counted by the class was
+/// completed.
 pub fn authentication(session: &AuthState, req: &Requirements) -> Authentication {
-    match session.mfa_at {
-        Some(at) if !req.password_only && at >= session.password_at => Authentication {
-            acr: ACR_MFA,
-            amr: vec!["pwd", "otp", "mfa"],
-            auth_time: at,
-        },
-        _ => Authentication {
+    let after_password = |t: &i64| *t >= session.password_at;
+    let code = session.mfa_at.filter(after_password);
+    let key = session.passkey.filter(|p| after_password(&p.at));
+    let achieved = match (key, code) {
+        (Some(_), _) => Level::PhishingResistant,
+        (None, Some(_)) => Level::MultiFactor,
+        (None, None) => Level::Password,
+    };
+    let class = req.report(achieved);
+    if class == Level::Password {
+        return Authentication {
             acr: ACR_PASSWORD,
             amr: vec!["pwd"],
             auth_time: session.password_at,
-        },
+        };
+    }
+    let mut amr = vec!["pwd"];
+    if code.is_some() {
+        amr.push("otp");
+    }
+    if let Some(key) = key {
+        amr.push("pop");
+        if key.user_verified {
+            amr.push("user");
+        }
+    }
+    amr.push("mfa");
+    let auth_time = match class {
+        Level::PhishingResistant => key.map(|k| k.at),
+        _ => code.max(key.map(|k| k.at)),
+    };
+    Authentication {
+        acr: class.acr(),
+        amr,
+        auth_time: auth_time.unwrap_or(session.password_at),
     }
 }
 
@@ -419,6 +573,7 @@ mod tests {
             Failure::SecondFactorRequested,
             Failure::SecondFactorAtLogin,
             Failure::UnmetAcr,
+            Failure::PasskeyRequested,
         ];
         let mut seen = std::collections::HashSet::new();
         for f in all {
@@ -461,7 +616,7 @@ mod tests {
     }
 
     fn parse(extra: &[(&str, &str)]) -> Result<AuthorizeRequest, Rejection> {
-        parse_request(&params(extra), &clients(), false)
+        parse_request(&params(extra), &clients(), Level::offered(true), false)
     }
 
     fn redirect_error(r: Result<AuthorizeRequest, Rejection>) -> &'static str {
@@ -532,20 +687,58 @@ mod tests {
 
     #[test]
     fn acr_values_and_claims_set_the_requirements() {
-        assert!(parse(&[("acr_values", ACR_MFA)]).unwrap().requirements.mfa);
-        assert!(!parse(&[("acr_values", "urn:other")]).unwrap().requirements.mfa);
+        let classes = |extra: &[(&str, &str)]| parse(extra).unwrap().requirements.classes;
+        assert_eq!(classes(&[("acr_values", ACR_MFA)]), [Level::MultiFactor]);
+        assert!(classes(&[("acr_values", "urn:other")]).is_empty());
+        assert_eq!(
+            classes(&[("acr_values", "urn:other phr phr mfa-unknown")]),
+            [Level::PhishingResistant],
+            "unknown values ignored, each class once"
+        );
+        assert_eq!(
+            classes(&[("acr_values", &format!("phr {ACR_MFA}"))]),
+            [Level::PhishingResistant, Level::MultiFactor],
+            "in the RP's order of preference"
+        );
+        assert!(
+            classes(&[("acr_values", ACR_PHRH)]).is_empty(),
+            "phrh is never offered"
+        );
+        let no_passkeys = parse_request(
+            &params(&[("acr_values", ACR_PHR)]),
+            &clients(),
+            Level::offered(false),
+            false,
+        )
+        .unwrap();
+        assert!(
+            no_passkeys.requirements.classes.is_empty(),
+            "phr unknown where passkeys are off"
+        );
         let essential =
             |values: &str| format!(r#"{{"id_token":{{"acr":{{"essential":true,"values":{values}}}}}}}"#);
         let met = parse(&[("claims", &essential(&format!(r#"["{ACR_MFA}"]"#)))]).unwrap();
-        assert!(met.requirements.mfa && !met.requirements.unmet);
+        assert_eq!(met.requirements.classes, [Level::MultiFactor]);
+        assert!(met.requirements.essential && !met.requirements.unmet);
+        let phr = parse(&[("claims", &essential(r#"["phr"]"#))]).unwrap();
+        assert_eq!(phr.requirements.classes, [Level::PhishingResistant]);
+        let phrh = parse(&[("claims", &essential(r#"["phrh"]"#))]).unwrap();
+        assert!(phrh.requirements.unmet, "phrh cannot be met");
         let unmet = parse(&[("claims", &essential(r#"["urn:gold"]"#))]).unwrap();
         assert!(unmet.requirements.unmet);
         let pwd = parse(&[("claims", &essential(&format!(r#"["{ACR_PASSWORD}"]"#)))]).unwrap();
-        assert!(pwd.requirements.password_only && !pwd.requirements.unmet);
+        assert_eq!(pwd.requirements.classes, [Level::Password]);
+        assert!(!pwd.requirements.unmet);
         let voluntary = r#"{"id_token":{"acr":{"values":["urn:gold"]}}}"#;
         assert!(!parse(&[("claims", voluntary)]).unwrap().requirements.unmet);
-        let ignored = parse_request(&params(&[("acr_values", ACR_MFA)]), &clients(), true).unwrap();
-        assert!(!ignored.requirements.mfa);
+        let ignored = parse_request(
+            &params(&[("acr_values", ACR_MFA)]),
+            &clients(),
+            Level::offered(true),
+            true,
+        )
+        .unwrap();
+        assert!(ignored.requirements.classes.is_empty());
     }
 
     #[test]
@@ -579,6 +772,7 @@ mod tests {
             user: "alice".into(),
             password_at,
             mfa_at,
+            passkey: None,
             sid: "sid".into(),
         }
     }
@@ -597,15 +791,30 @@ mod tests {
         let none = Progress::default();
         let pw = Progress {
             password_done: true,
-            second_factor_done: false,
+            ..Progress::default()
         };
         let both = Progress {
-            password_done: true,
             second_factor_done: true,
+            ..pw
+        };
+        let with_passkey = Progress {
+            passkey_done: true,
+            ..both
+        };
+        let phr = Requirements {
+            classes: vec![Level::PhishingResistant],
+            ..Requirements::default()
+        };
+        let s_key = AuthState {
+            passkey: Some(PasskeyUse {
+                at: 120,
+                user_verified: true,
+            }),
+            ..session(100, Some(110))
         };
         let plain = Requirements::default();
         let mfa = Requirements {
-            mfa: true,
+            classes: vec![Level::MultiFactor],
             ..Requirements::default()
         };
         let s = session(100, None);
@@ -727,7 +936,8 @@ mod tests {
                 "max_age for the password class counts from the password",
                 Requirements {
                     max_age: Some(95),
-                    password_only: true,
+                    classes: vec![Level::Password],
+                    essential: true,
                     ..plain.clone()
                 },
                 Some(&s_mfa),
@@ -875,6 +1085,66 @@ mod tests {
                 },
                 PromptSecondFactor,
             ),
+            (
+                "phr asks a passkey even after a code",
+                phr.clone(),
+                Some(&s_mfa),
+                both,
+                ctx(200),
+                PromptPasskey,
+            ),
+            (
+                "phr asks a passkey even after an earlier passkey",
+                phr.clone(),
+                Some(&s_key),
+                none,
+                ctx(200),
+                PromptPasskey,
+            ),
+            (
+                "phr on a remembered browser still asks a passkey",
+                phr.clone(),
+                Some(&s),
+                pw,
+                Context {
+                    mfa_at_login: true,
+                    remembered: true,
+                    ..ctx(200)
+                },
+                PromptPasskey,
+            ),
+            ("phr done", phr.clone(), Some(&s), with_passkey, ctx(200), Issue),
+            (
+                "prompt=none, phr",
+                Requirements {
+                    prompt_none: true,
+                    ..phr.clone()
+                },
+                Some(&s_key),
+                none,
+                ctx(200),
+                Fail(Failure::PasskeyRequested),
+            ),
+            (
+                "phr with max_age=0 still asks the password first",
+                Requirements {
+                    force_login: true,
+                    max_age: Some(0),
+                    ..phr.clone()
+                },
+                Some(&s_key),
+                none,
+                ctx(200),
+                PromptPassword,
+            ),
+            (
+                "a passkey meets the multi-factor class",
+                mfa.clone(),
+                Some(&s),
+                with_passkey,
+                ctx(200),
+                Issue,
+            ),
         ];
         for (name, req, session, progress, ctx, expected) in cases {
             assert_eq!(decide(&req, session, progress, ctx), expected, "{name}");
@@ -897,12 +1167,48 @@ mod tests {
         let stale = authentication(&session(200, Some(130)), &plain);
         assert_eq!(stale.acr, ACR_PASSWORD);
         let only_pwd = Requirements {
-            password_only: true,
-            ..plain
+            classes: vec![Level::Password],
+            essential: true,
+            ..plain.clone()
         };
         assert_eq!(
             authentication(&session(100, Some(130)), &only_pwd).acr,
             ACR_PASSWORD
+        );
+        let key = |at, user_verified| AuthState {
+            passkey: Some(PasskeyUse { at, user_verified }),
+            ..session(100, Some(130))
+        };
+        let phr = Requirements {
+            classes: vec![Level::PhishingResistant],
+            ..plain.clone()
+        };
+        let both = authentication(&key(150, true), &phr);
+        assert_eq!(
+            (both.acr, both.amr.clone(), both.auth_time),
+            (ACR_PHR, vec!["pwd", "otp", "pop", "user", "mfa"], 150)
+        );
+        let no_uv = authentication(&key(150, false), &phr);
+        assert_eq!(
+            no_uv.amr,
+            vec!["pwd", "otp", "pop", "mfa"],
+            "no `user` without UV"
+        );
+        let asked_mfa = Requirements {
+            classes: vec![Level::MultiFactor],
+            ..plain.clone()
+        };
+        assert_eq!(
+            authentication(&key(150, true), &asked_mfa).acr,
+            ACR_MFA,
+            "an RP that asked for the multi-factor class gets it, not a class it may not know"
+        );
+        let code_only = authentication(&session(100, Some(130)), &phr);
+        assert_eq!(code_only.acr, ACR_MFA, "a code never reports phr");
+        let stale_key = authentication(&key(90, true), &phr);
+        assert_eq!(
+            stale_key.acr, ACR_MFA,
+            "a passkey before the password does not count"
         );
     }
 }

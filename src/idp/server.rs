@@ -12,7 +12,8 @@ use super::config::IdpConfig;
 use super::errors::{OAuthError, PageError};
 use super::state::Idp;
 use super::{
-    authorize, discovery, errors, logout, pages, paths, session, test_control, token, userinfo, views,
+    authorize, discovery, errors, logout, pages, passkey_pages, paths, session, test_control, token,
+    userinfo, views,
 };
 
 /// Builds Fabrikam ID on an already-bound listener (port 0 works; read the port back from it).
@@ -95,6 +96,14 @@ fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
                 .route(get().to(pages::enroll_form))
                 .route(post().to(pages::enroll)),
         )
+        .service(resource(p::PASSKEY).route(get().to(passkey_pages::passkey_page)))
+        .service(resource(p::ACCOUNT).route(get().to(passkey_pages::account)))
+        .service(resource(p::ACCOUNT_VERIFY).route(post().to(passkey_pages::account_verify)))
+        .service(resource(p::ACCOUNT_REMOVE_PASSKEY).route(post().to(passkey_pages::account_remove)))
+        .service(resource(p::PASSKEY_REGISTER_OPTIONS).route(post().to(passkey_pages::register_options)))
+        .service(resource(p::PASSKEY_REGISTER).route(post().to(passkey_pages::register)))
+        .service(resource(p::PASSKEY_SIGN_IN_OPTIONS).route(post().to(passkey_pages::sign_in_options)))
+        .service(resource(p::PASSKEY_SIGN_IN).route(post().to(passkey_pages::sign_in)))
         .service(resource(p::STATIC).route(get().to(crate::web::static_asset)));
     if test_control {
         test_control::routes(cfg);
@@ -120,7 +129,8 @@ async fn token_method_not_allowed() -> HttpResponse {
     response
 }
 
-/// The CSP of every Fabrikam ID response. `form-action` lists the clients' origins because
+/// The CSP of every Fabrikam ID response: scripts and `fetch` only from its own origin (the
+/// passkey script, `static/passkey.js`), nothing inline. `form-action` lists the clients' origins because
 /// Chrome applies it to the redirect that follows a form POST.
 fn content_security_policy(config: &IdpConfig) -> String {
     let mut origins: Vec<String> = config
@@ -139,8 +149,8 @@ fn content_security_policy(config: &IdpConfig) -> String {
         form_action.push_str(&o);
     }
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -190,8 +200,9 @@ mod tests {
         let config = crate::idp::state::tests::test_config("http://127.0.0.1:8080/app");
         assert_eq!(
             content_security_policy(&config),
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+             img-src 'self' data:; form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'; \
+             base-uri 'none'"
         );
     }
 }

@@ -35,8 +35,8 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{AuthState, AuthorizeRequest, Progress};
-use super::sessions::{EndedSession, MAX_CODE_FAILURES_PER_SIGN_IN, OpSession, SignInProgress};
+use super::protocol::{AuthState, AuthorizeRequest, PasskeyUse, Progress};
+use super::sessions::{Ceremony, EndedSession, MAX_CODE_FAILURES_PER_SIGN_IN, OpSession, SignInProgress};
 use super::state::{Idp, PENDING_TTL_SECS};
 use super::throttle::DEVICE_TTL_SECS;
 use crate::web::{random_token, secrets_equal};
@@ -218,13 +218,14 @@ impl IdpSession {
             user: user.to_owned(),
             password_at: now,
             mfa_at: None,
+            passkey: None,
             sid,
         };
         let sign_in = self.pending().map(|p| SignInProgress {
             pending_id: p.id,
             progress: Progress {
                 password_done: true,
-                second_factor_done: false,
+                ..Progress::default()
             },
             code_failures: 0,
         });
@@ -236,12 +237,28 @@ impl IdpSession {
         (auth, ended)
     }
 
-    /// The second factor was completed at `now` (the provider's clock), for the pending
-    /// sign-in if any. The session continues under a new id (a privilege change).
+    /// A code was accepted as the second factor at `now` (the provider's clock), for the
+    /// pending sign-in if any. The session continues under a new id (a privilege change).
     pub fn second_factor_done(&self, now: i64) {
+        self.factor_done(false, |auth| auth.mfa_at = Some(now));
+    }
+
+    /// A passkey signed in at `now` (the provider's clock), the user verified or not, for the
+    /// pending sign-in: it counts as its second factor and as the phishing-resistant one. The
+    /// session continues under a new id.
+    pub fn passkey_done(&self, now: i64, user_verified: bool) {
+        self.factor_done(true, |auth| {
+            auth.passkey = Some(PasskeyUse {
+                at: now,
+                user_verified,
+            })
+        });
+    }
+
+    fn factor_done(&self, passkey: bool, record: impl FnOnce(&mut AuthState)) {
         let pending = self.pending().map(|p| p.id);
         self.update(|s| {
-            s.auth.mfa_at = Some(now);
+            record(&mut s.auth);
             s.enroll_secret = None;
             if let Some(id) = pending {
                 let progress = s.sign_in.take().filter(|p| p.pending_id == id);
@@ -250,6 +267,7 @@ impl IdpSession {
                     ..SignInProgress::default()
                 });
                 progress.progress.second_factor_done = true;
+                progress.progress.passkey_done |= passkey;
                 s.sign_in = Some(progress);
             }
         });
@@ -259,6 +277,16 @@ impl IdpSession {
         {
             self.set_session_cookie(Some(rotated));
         }
+    }
+
+    /// Keeps a passkey ceremony's state in the session until its answer (replacing any other).
+    pub fn set_ceremony(&self, ceremony: Ceremony) {
+        self.update(|s| s.ceremony = Some(ceremony));
+    }
+
+    /// Takes the ceremony out: an answer is checked against it once, right or wrong.
+    pub fn take_ceremony(&self) -> Option<Ceremony> {
+        self.update(|s| s.ceremony.take()).flatten()
     }
 
     /// Ends the server-side session and forgets the pending sign-in (the remember-browser

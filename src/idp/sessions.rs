@@ -60,6 +60,27 @@ pub struct OpSession {
     pub sign_in: Option<SignInProgress>,
     /// A TOTP secret being enrolled (base32).
     pub enroll_secret: Option<String>,
+    /// A passkey ceremony in progress: its state stays server-side, as `webauthn-rs` requires
+    /// (a replayed or forged answer cannot bring its own challenge), and is taken out once.
+    pub ceremony: Option<Ceremony>,
+}
+
+/// A WebAuthn ceremony waiting for the authenticator's answer.
+#[derive(Debug, Clone)]
+pub enum Ceremony {
+    /// Registering a new passkey.
+    Register {
+        state: webauthn_rs::prelude::PasskeyRegistration,
+        /// Real clock.
+        started_at: i64,
+    },
+    /// Signing in with a passkey, for the pending sign-in `pending_id`.
+    SignIn {
+        state: webauthn_rs::prelude::PasskeyAuthentication,
+        pending_id: String,
+        /// Real clock.
+        started_at: i64,
+    },
 }
 
 /// Progress of one pending sign-in, bound to it by its id: a password entered for one request
@@ -168,6 +189,7 @@ impl Sessions {
             clients,
             sign_in,
             enroll_secret: None,
+            ceremony: None,
         };
         let expires_at = self.expires_at(&session);
         match self
@@ -285,6 +307,7 @@ mod tests {
             user: user.into(),
             password_at: 0,
             mfa_at: None,
+            passkey: None,
             sid: format!("sid-{user}"),
         }
     }

@@ -13,9 +13,10 @@ use super::control::TestControl;
 use super::directory::{Directory, User};
 use super::expiring::{ExpiringMap, Inserted, secret_key};
 use super::keys::Keys;
+use super::passkeys::{self, Passkeys};
 use super::passwords::{Argon2Pool, default_slots};
 use super::paths::Links;
-use super::protocol::Authentication;
+use super::protocol::{Authentication, Level};
 use super::sessions::{SessionLimits, Sessions};
 use super::throttle::{PasswordRefusal, PasswordThrottle};
 
@@ -70,6 +71,11 @@ pub struct Idp {
     pub clock: Clock,
     pub keys: Arc<Keys>,
     pub directory: Directory,
+    /// Passkeys: the WebAuthn relying party and the store; `None` at an issuer whose host is
+    /// an IP address (WebAuthn needs a host name), where `phr` is not offered either.
+    pub passkeys: Option<Passkeys>,
+    /// The authentication classes this provider offers (discovery, `acr_values`).
+    pub offered: &'static [Level],
     /// Codes by [`secret_key`], owned by their user, expiring on the real clock.
     codes: Mutex<ExpiringMap<[u8; 32], CodeGrant>>,
     /// The provider sessions (the browser's cookie holds only an id).
@@ -105,6 +111,15 @@ impl Idp {
         let passwords = Arc::new(Argon2Pool::new(default_slots()));
         let directory = Directory::new(&config.users, Arc::clone(&passwords))?;
         let keys = Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?);
+        let passkeys = if passkeys::supported(&config.issuer) {
+            Some(Passkeys::new(&config.issuer, config.passkey_store.as_deref())?)
+        } else {
+            tracing::info!(
+                issuer = %config.issuer,
+                "passkeys and acr phr are off: WebAuthn needs the issuer at a host name (such as localhost), not an IP address"
+            );
+            None
+        };
         Ok(Self {
             issuer: crate::config::issuer_id(&config.issuer),
             issuer_url: config.issuer.clone(),
@@ -117,6 +132,8 @@ impl Idp {
             clock: Clock::default(),
             keys,
             directory,
+            offered: Level::offered(passkeys.is_some()),
+            passkeys,
             codes: Mutex::new(ExpiringMap::new(MAX_CODES, MAX_CODES_PER_USER)),
             sessions: Sessions::new(SessionLimits {
                 lifetime_secs: config.session_lifetime_secs,
