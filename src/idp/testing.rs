@@ -110,9 +110,34 @@ pub struct TestProviderBuilder {
     session_lifetime_secs: Option<u64>,
     session_idle_secs: Option<u64>,
     limits: Option<IdpLimits>,
+    localhost: bool,
+    passkey_store: Option<PathBuf>,
 }
 
 impl TestProviderBuilder {
+    /// Names the issuer `http://localhost:<port>` instead of `http://127.0.0.1:<port>` (it
+    /// still listens on 127.0.0.1 only): WebAuthn needs a host name, so only then are
+    /// passkeys and `acr` `phr` offered.
+    ///
+    /// ```
+    /// # async fn run() -> anyhow::Result<()> {
+    /// let idp = fabrikam::idp::TestProvider::builder().localhost().start().await?;
+    /// assert!(idp.issuer().starts_with("http://localhost:"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn localhost(mut self) -> Self {
+        self.localhost = true;
+        self
+    }
+
+    /// Keeps registered passkeys in `path` (a JSON file, created at the first registration)
+    /// instead of in memory, so a provider started later on the same file knows them.
+    pub fn passkey_store(mut self, path: impl AsRef<Path>) -> Self {
+        self.passkey_store = Some(path.as_ref().to_owned());
+        self
+    }
+
     /// Serves the issuer under a path, e.g. `/realms/fabrikam` (as Keycloak spells them).
     pub fn issuer_path(mut self, path: &str) -> Self {
         self.issuer_path = path.trim_end_matches('/').to_owned();
@@ -192,6 +217,9 @@ impl TestProviderBuilder {
     /// The configuration for a provider bound to `addr`: what [`Self::start`] runs.
     pub fn config(&self, addr: std::net::SocketAddr) -> anyhow::Result<IdpConfig> {
         let mut issuer = url_for(addr);
+        if self.localhost {
+            issuer.set_host(Some("localhost"))?;
+        }
         issuer.set_path(&self.issuer_path);
         let demo_client = ClientRegistration::for_intranet(
             "fabrikam-intranet",
@@ -230,6 +258,7 @@ impl TestProviderBuilder {
         if let Some(limits) = self.limits {
             config.limits = limits;
         }
+        config.passkey_store = self.passkey_store.clone();
         config.validate()?;
         Ok(config)
     }

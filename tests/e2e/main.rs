@@ -7,6 +7,7 @@
 
 mod app;
 mod audit;
+mod authenticator;
 mod html;
 mod idp;
 mod intranet;

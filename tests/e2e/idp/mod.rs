@@ -9,6 +9,7 @@ mod discovery;
 mod issuer_path;
 mod login_pages;
 mod logout;
+mod passkeys;
 mod password_memory;
 mod sdk;
 mod sessions;
