@@ -142,7 +142,7 @@ pub struct Settings {
         default_value = "fabrikam-id-passkeys.json",
         global = true
     )]
-    pub idp_passkey_store: PathBuf,
+    pub idp_passkey_store: String,
     /// Expose Fabrikam ID's JSON test-control API under /test-control (never in production).
     #[arg(long, env = "IDP_TEST_CONTROL", default_value_t = false, global = true)]
     pub test_control: bool,
@@ -207,6 +207,17 @@ pub fn url_for(addr: SocketAddr) -> Url {
     Url::parse(&format!("http://{addr}/")).expect("a socket address makes a valid URL")
 }
 
+/// The demo's public URL for a bound address: `http://localhost:<port>/` for a loopback
+/// address, since WebAuthn (passkeys) needs a host name, not an IP address, as its relying
+/// party id; `http://<addr>/` for any other.
+pub fn public_url_for(addr: SocketAddr) -> Url {
+    if addr.ip().is_loopback() {
+        Url::parse(&format!("http://localhost:{}/", addr.port())).expect("a valid URL")
+    } else {
+        url_for(addr)
+    }
+}
+
 impl Settings {
     /// The settings with no environment and no flags: the demo's defaults.
     pub fn defaults() -> Self {
@@ -215,12 +226,16 @@ impl Settings {
 
     /// The intranet's public URL, given the address it is bound to.
     pub fn intranet_public_url(&self, bound: SocketAddr) -> Url {
-        self.fabrikam_public_url.clone().unwrap_or_else(|| url_for(bound))
+        self.fabrikam_public_url
+            .clone()
+            .unwrap_or_else(|| public_url_for(bound))
     }
 
     /// Fabrikam ID's issuer, given the address it is bound to.
     pub fn idp_issuer(&self, bound: SocketAddr) -> Url {
-        self.idp_issuer_url.clone().unwrap_or_else(|| url_for(bound))
+        self.idp_issuer_url
+            .clone()
+            .unwrap_or_else(|| public_url_for(bound))
     }
 
     /// The intranet's configuration; `default_issuer` (the embedded Fabrikam ID) is used when
@@ -309,6 +324,24 @@ mod tests {
             (43_200, 1_800)
         );
         assert!(!s.test_control);
+    }
+
+    #[test]
+    fn public_urls_default_to_localhost_for_loopback_addresses_only() {
+        let s = Settings::defaults();
+        assert_eq!(
+            s.intranet_public_url(s.fabrikam_addr).as_str(),
+            "http://localhost:8080/"
+        );
+        assert_eq!(s.idp_issuer(s.idp_addr).as_str(), "http://localhost:9090/");
+        assert_eq!(
+            public_url_for("10.0.0.5:80".parse().unwrap()).as_str(),
+            "http://10.0.0.5/"
+        );
+        assert_eq!(
+            public_url_for("[::1]:9090".parse().unwrap()).as_str(),
+            "http://localhost:9090/"
+        );
     }
 
     #[test]

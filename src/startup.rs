@@ -14,9 +14,9 @@ use crate::{idp, intranet};
 pub struct Demo {
     pub intranet: Server,
     pub idp: Server,
-    /// The intranet's public URL, e.g. `http://127.0.0.1:8080/`.
+    /// The intranet's public URL, e.g. `http://localhost:8080/`.
     pub intranet_url: Url,
-    /// Fabrikam ID's issuer identifier, e.g. `http://127.0.0.1:9090`.
+    /// Fabrikam ID's issuer identifier, e.g. `http://localhost:9090`.
     pub issuer: String,
     /// The configuration Fabrikam ID was built with (its clients, for test helpers).
     pub idp_config: IdpConfig,

@@ -584,7 +584,9 @@ impl IdpConfig {
             .map_or(KeySource::Generate, KeySource::File);
         config.session_lifetime_secs = s.idp_session_lifetime_secs;
         config.session_idle_secs = s.idp_session_idle_secs;
-        config.passkey_store = Some(s.idp_passkey_store.clone()).filter(|p| !p.as_os_str().is_empty());
+        config.passkey_store = Some(s.idp_passkey_store.trim())
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
         if let Some(path) = &s.idp_config {
             ConfigFile::load(path)?.apply(&mut config, &path.display().to_string());
         }

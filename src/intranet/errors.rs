@@ -165,13 +165,34 @@ impl AppError {
                     shortfall,
                     retry,
                 } = failure.as_ref();
+                let phr = asked
+                    .acr_values
+                    .iter()
+                    .any(|v| v == actix_web_stepup::ACR_PHR || v == actix_web_stepup::ACR_PHRH);
+                let (class, weak) = if phr {
+                    (
+                        "phishing-resistant sign-in (a passkey)",
+                        match obtained.acr.as_deref() {
+                            Some(acr) => format!(
+                                "was of the class “{acr}”, not phishing-resistant: a password or a code from an app \
+                                 can be phished, a passkey cannot"
+                            ),
+                            None => "did not say which class it was".to_owned(),
+                        },
+                    )
+                } else {
+                    (
+                        "multi-factor sign-in",
+                        "did not include a second factor".to_owned(),
+                    )
+                };
                 let mut c = Content::new(
                     "Your sign-in is not strong enough for this page",
                     format!(
-                        "We asked {provider} for a fresh multi-factor sign-in, but the sign-in it returned {}. We \
+                        "We asked {provider} for a fresh {class}, but the sign-in it returned {}. We \
                          will not ask again automatically, so you are not sent round in circles.",
                         match shortfall {
-                            Shortfall::WeakAuthentication => "did not include a second factor",
+                            Shortfall::WeakAuthentication => weak.as_str(),
                             Shortfall::Stale => "was older than this page allows",
                             Shortfall::MissingAuthTime => "did not say when it happened",
                             Shortfall::FutureAuthTime => "claimed to happen in the future",
@@ -195,10 +216,15 @@ impl AppError {
             AppError::ProviderError {
                 error, description, ..
             } => {
-                let mut c = Content::new(
-                    "The identity provider did not sign you in",
-                    format!("{provider} cancelled or refused the sign-in."),
-                );
+                let why = match error.as_str() {
+                    // OIDC Core §5.5.1.1 / OpenID Connect Core errata: an essential acr it cannot meet.
+                    "unmet_authentication_requirements" => format!(
+                        "{provider} cannot perform the kind of sign-in this page needs (for the audit trail: a \
+                         phishing-resistant one, with a passkey), so it refused rather than sign you in with less."
+                    ),
+                    _ => format!("{provider} cancelled or refused the sign-in."),
+                };
+                let mut c = Content::new("The identity provider did not sign you in", why);
                 c.details.push(("Error", error.clone()));
                 if let Some(d) = description {
                     c.details.push(("Description", d.clone()));

@@ -229,6 +229,8 @@ struct MePage {
     nav: Nav,
     claims: Vec<ClaimRow>,
     requirements: Vec<RequirementRow>,
+    /// This sign-in's class in words ([`crate::intranet::view::sign_in_class`]).
+    class: &'static str,
 }
 
 /// `/me`: the session's claims, explained, and whether each registered requirement holds.
@@ -245,7 +247,8 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
             name: "acr",
             value: auth.acr.clone().unwrap_or_else(|| "(none)".into()),
             meaning: "Authentication Context Class Reference: the kind of sign-in the provider says it performed. \
-                      The multi-factor class is what salary pages ask for.",
+                      The multi-factor class is what salary pages ask for; the audit trail asks for phr, \
+                      phishing-resistant (a passkey).",
         },
         ClaimRow {
             name: "amr",
@@ -255,7 +258,8 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
                 auth.amr.join(", ")
             },
             meaning: "Authentication Methods References (RFC 8176): how you proved who you are. pwd = password, \
-                      otp = one-time code, mfa = more than one factor.",
+                      otp = one-time code, pop = proof of possession of a key (a passkey), user = the \
+                      authenticator verified you (PIN or biometric), mfa = more than one factor.",
         },
         ClaimRow {
             name: "auth_time",
@@ -299,10 +303,15 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
             })
         })
         .collect();
+    let strong = state
+        .requirements
+        .of::<SalaryAccess>()
+        .is_some_and(|r| r.is_strong(&auth));
     MePage {
         nav,
         claims,
         requirements,
+        class: super::view::sign_in_class(&auth, strong),
     }
 }
 

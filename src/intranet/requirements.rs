@@ -21,9 +21,11 @@ impl Protected for SalaryAccess {
     const NAME: &'static str = "salary";
 }
 
-/// The audit trail: role `hr` and a multi-factor login at most [`AUDIT_MAX_AGE`] old (or
-/// `STEPUP_MAX_AGE_SECS`, if that is shorter). A requirement of its own, so it can be raised
-/// (say, to a phishing-resistant class) without touching the salary pages.
+/// The audit trail: role `hr` and a *phishing-resistant* login (`acr` `phr` or `phrh`, EAP ACR
+/// Values 1.0: a passkey at Fabrikam ID) at most [`AUDIT_MAX_AGE`] old (or
+/// `STEPUP_MAX_AGE_SECS`, if that is shorter). A session that stepped up with a code for the
+/// salary pages is stepped up again here. With a profile whose provider issues no such class
+/// (Auth0, Keycloak, Entra ID) it falls back to multi-factor, with a warning at start.
 pub struct AuditAccess;
 
 impl Protected for AuditAccess {
@@ -77,10 +79,25 @@ pub fn build(config: &StepUpConfig) -> anyhow::Result<Requirements> {
         .role("hr")
         .max_age(config.max_age)
         .build()?;
-    let audit = multi_factor(AuditAccess::NAME, config)
-        .role("hr")
-        .max_age(config.max_age.min(AUDIT_MAX_AGE))
-        .build()?;
+    let audit_max_age = config.max_age.min(AUDIT_MAX_AGE);
+    let audit = if profile(config.profile).offers_phishing_resistant() {
+        Requirement::builder(AuditAccess::NAME)
+            .profile(profile(config.profile))
+            .phishing_resistant()
+            .clock_skew(CLOCK_SKEW)
+            .role("hr")
+            .max_age(audit_max_age)
+            .build()?
+    } else {
+        tracing::warn!(
+            profile = ?config.profile,
+            "the provider issues no phishing-resistant class (acr phr): the audit trail asks for multi-factor only"
+        );
+        multi_factor(AuditAccess::NAME, config)
+            .role("hr")
+            .max_age(audit_max_age)
+            .build()?
+    };
     Ok(Requirements::new().with(salary)?.with(audit)?)
 }
 
@@ -136,7 +153,9 @@ mod tests {
         let requirements = build(&config(StepUpProfile::Custom)).unwrap();
         let audit = requirements.of::<AuditAccess>().unwrap();
         assert_eq!(audit.max_age(), Some(AUDIT_MAX_AGE));
-        assert_eq!(audit.acr_values(), [PAPE_MULTI_FACTOR]);
+        assert_eq!(audit.acr_values(), ["phr"]);
+        assert_eq!(audit.also_accept_acr(), ["phrh"]);
+        assert_eq!(audit.accept_amr(), None, "amr mfa is said of codes too");
         assert_eq!(audit.roles(), ["hr"]);
         let mut short = config(StepUpProfile::Custom);
         short.max_age = Duration::from_secs(120);
@@ -166,6 +185,19 @@ mod tests {
         ));
         assert!(allowed(Entra, json!({"acrs": ["c1"]})));
         assert!(!allowed(Entra, json!({"acrs": ["c2"], "amr": ["pwd", "mfa"]})));
+    }
+
+    #[test]
+    fn a_totp_login_never_opens_the_audit_trail_and_profiles_without_phr_fall_back() {
+        let audit = |p| build(&config(p)).unwrap().of::<AuditAccess>().unwrap().clone();
+        let totp = login(json!({"acr": PAPE_MULTI_FACTOR, "amr": ["pwd", "otp", "mfa"]}));
+        let phr = login(json!({"acr": "phr", "amr": ["pwd", "pop", "user", "mfa"]}));
+        for p in [StepUpProfile::Custom, StepUpProfile::Okta] {
+            assert!(!evaluate(&totp, &audit(p), NOW).is_allowed(), "{p:?}");
+            assert!(evaluate(&phr, &audit(p), NOW).is_allowed(), "{p:?}");
+        }
+        assert_eq!(audit(StepUpProfile::Auth0).acr_values(), [PAPE_MULTI_FACTOR]);
+        assert_eq!(audit(StepUpProfile::Entra).auth_context(), Some("c1"));
     }
 
     #[test]

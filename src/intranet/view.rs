@@ -106,10 +106,24 @@ impl Nav {
 
 /// The header's badge: "password", "multi-factor" or "multi-factor, 4 min ago".
 fn assurance(auth: &AuthState, strong: bool, now: i64) -> String {
+    let class = sign_in_class(auth, strong);
     match (strong, auth.auth_time) {
-        (true, Some(t)) => format!("multi-factor, {}", ago(now - t)),
-        (true, None) => "multi-factor".to_owned(),
-        (false, _) => "password".to_owned(),
+        (true, Some(t)) => format!("{class}, {}", ago(now - t)),
+        _ => class.to_owned(),
+    }
+}
+
+/// The class of a sign-in in words: "phishing-resistant" when the provider says `phr` or
+/// `phrh` (EAP ACR Values 1.0), "multi-factor" when it meets the salary pages' requirement
+/// (`strong`), else "password".
+pub fn sign_in_class(auth: &AuthState, strong: bool) -> &'static str {
+    let acr = auth.acr.as_deref();
+    if acr == Some(actix_web_stepup::ACR_PHR) || acr == Some(actix_web_stepup::ACR_PHRH) {
+        "phishing-resistant"
+    } else if strong {
+        "multi-factor"
+    } else {
+        "password"
     }
 }
 
@@ -195,6 +209,8 @@ mod tests {
         assert_eq!(assurance(&login, true, 100), "multi-factor");
         login.auth_time = Some(100 - 240);
         assert_eq!(assurance(&login, true, 100), "multi-factor, 4 min ago");
+        login.acr = Some("phr".into());
+        assert_eq!(assurance(&login, true, 100), "phishing-resistant, 4 min ago");
         assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(format_time(i64::MAX), i64::MAX.to_string());
     }

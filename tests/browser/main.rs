@@ -1,6 +1,8 @@
 //! Browser tests: the tutorial's path in headless Chromium through chromedriver — alice signs
-//! in, browses customers, steps up with a computed TOTP code and sees a salary, then signs
-//! out; carol enrolls a second factor from the secret on the page; bob is refused.
+//! in, browses customers, steps up with a computed TOTP code and sees a salary, creates a
+//! passkey (chromedriver's virtual authenticator) and opens the audit trail with it, then signs
+//! out; a session that only did a code is refused at the audit trail with the explanation;
+//! carol enrolls a second factor from the secret on the page; bob is refused.
 //!
 //! `#[ignore]`d so `cargo test` passes without a browser. With Debian's `chromium` and
 //! `chromium-driver` installed:
@@ -23,6 +25,8 @@ use serde_json::json;
 /// Both servers on port 0, with their own database, in this test's runtime.
 struct Servers {
     intranet: String,
+    /// Fabrikam ID's test control (on, for the test that needs a provider ignoring acr_values).
+    provider: fabrikam::idp::TestProvider,
     data_dir: PathBuf,
 }
 
@@ -41,6 +45,8 @@ async fn servers() -> Servers {
     let data_dir = std::env::temp_dir().join(format!("fabrikam-browser-{}", fabrikam::web::random_token(9)));
     std::fs::create_dir_all(&data_dir).unwrap();
     s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
+    s.idp_passkey_store = data_dir.join("passkeys.json").display().to_string();
+    s.test_control = true;
     let demo = fabrikam::startup::demo(
         &s,
         TcpListener::bind("127.0.0.1:0").unwrap(),
@@ -52,7 +58,34 @@ async fn servers() -> Servers {
     tokio::spawn(demo.intranet);
     Servers {
         intranet: demo.intranet_url.as_str().trim_end_matches('/').to_owned(),
+        provider: fabrikam::idp::TestProvider::attach(demo.idp_config),
         data_dir,
+    }
+}
+
+/// WebDriver's "Add Virtual Authenticator" (Web Authentication Level 2 §11.3), which
+/// chromedriver implements; fantoccini has no typed wrapper, so it is sent raw.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
@@ -173,6 +206,14 @@ impl Browser {
         panic!("expected a heading with {text:?} at {url}, found {last:?}");
     }
 
+    /// Gives the browser a platform authenticator with a verified user (a passkey provider).
+    async fn add_virtual_authenticator(&self) {
+        self.client
+            .issue_cmd(AddVirtualAuthenticator)
+            .await
+            .expect("chromedriver adds a virtual authenticator");
+    }
+
     async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
@@ -258,9 +299,20 @@ async fn alice_signs_in_browses_steps_up_sees_a_salary_and_signs_out() {
     assert!(me.contains("pwd, otp, mfa") && me.contains("Satisfied now"));
     b.shot("me").await;
 
+    // The audit trail needs a passkey: Fabrikam ID asks for one, and alice creates it (her
+    // code from the salary step-up is recent enough), then signs in with it.
+    b.add_virtual_authenticator().await;
     b.click("nav a[href='/audit']").await;
+    let passkey = b.expect_heading("Use your passkey").await;
+    assert!(passkey.contains("phishing-resistant"), "{passkey}");
+    b.shot("provider-passkey").await;
+    b.click("#passkey-register").await;
     let audit = b.expect_heading("Audit trail").await;
     assert!(audit.contains("salary_viewed") && audit.contains("step_up_succeeded"));
+    assert!(
+        audit.contains("phishing-resistant"),
+        "the badge shows the passkey sign-in:\n{audit}"
+    );
     b.shot("audit").await;
 
     b.click(".session button[type=submit]").await;
@@ -268,6 +320,39 @@ async fn alice_signs_in_browses_steps_up_sees_a_salary_and_signs_out() {
     assert!(after.contains("You have signed out"), "{after}");
     assert!(after.contains("Sign in"));
     b.shot("signed-out").await;
+    b.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (WEBDRIVER_URL); run by .ci/run"]
+async fn a_session_that_only_did_a_code_is_refused_at_the_audit_trail_with_the_explanation() {
+    let app = servers().await;
+    let mut b = Browser::start("totp-only").await;
+    b.goto(&format!("{}/employees/1/salary", app.intranet)).await;
+    b.sign_in_at_provider("alice").await;
+    b.expect_heading("Verify it's you").await;
+    b.fill("#code", &totp(ALICE_TOTP)).await;
+    b.click("form button[type=submit]").await;
+    b.expect_heading("Alice Ashford").await;
+    // A provider that ignores acr_values=phr and answers with the code it has.
+    app.provider
+        .set_next_token(&fabrikam::idp::control::NextToken {
+            ignore_acr_values: true,
+            ..Default::default()
+        })
+        .await
+        .expect("test control");
+    b.click("nav a[href='/audit']").await;
+    let refused = b
+        .expect_heading("Your sign-in is not strong enough for this page")
+        .await;
+    assert!(
+        refused.contains("phishing-resistant sign-in (a passkey)")
+            && refused.contains("not phishing-resistant")
+            && refused.contains("multi-factor"),
+        "{refused}"
+    );
+    b.shot("refused-audit").await;
     b.close().await;
 }
 

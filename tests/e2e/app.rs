@@ -47,9 +47,9 @@ impl Visit {
 
 /// Both servers and a browser.
 pub struct TestApp {
-    /// The intranet's base URL, `http://127.0.0.1:<port>`.
+    /// The intranet's base URL, `http://127.0.0.1:<port>` (or `localhost`).
     pub base: Url,
-    /// Fabrikam ID's issuer, `http://127.0.0.1:<port>`.
+    /// Fabrikam ID's issuer, `http://127.0.0.1:<port>` (or `localhost`).
     pub issuer: String,
     /// Fabrikam ID, with the support module's helpers (test control, token flows).
     pub idp: TestIdp,
@@ -89,16 +89,33 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    /// Spawns with the demo settings, changed by `configure`; test control is on.
+    /// Spawns with the demo settings, changed by `configure`; test control is on. Both servers
+    /// are addressed as `127.0.0.1` unless `configure` says otherwise: everything but passkeys
+    /// works there.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_at("127.0.0.1", configure).await
+    }
+
+    /// As [`Self::spawn_with`], both servers addressed as `localhost` (the demo's default):
+    /// Fabrikam ID offers passkeys and `phr`, which the audit trail needs.
+    pub async fn spawn_localhost_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_at("localhost", configure).await
+    }
+
+    async fn spawn_at(host: &str, configure: impl FnOnce(&mut Settings)) -> Self {
         // Server logs only on request: `TEST_LOG=1 cargo test`.
         if std::env::var_os("TEST_LOG").is_some() {
             fabrikam::telemetry::init();
         }
-        let (s, data_dir) = Self::settings(configure);
+        let (mut s, data_dir) = Self::settings(configure);
         let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");
         let intranet_addr = intranet_listener.local_addr().unwrap();
         let idp_listener = TcpListener::bind("127.0.0.1:0").expect("bind idp");
+        let at = |port: u16| Url::parse(&format!("http://{host}:{port}/")).unwrap();
+        s.fabrikam_public_url
+            .get_or_insert_with(|| at(intranet_addr.port()));
+        s.idp_issuer_url
+            .get_or_insert_with(|| at(idp_listener.local_addr().unwrap().port()));
         let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
             .await
             .expect("both servers build");
@@ -121,12 +138,13 @@ impl TestApp {
         let data_dir = std::env::temp_dir().join(format!("fabrikam-e2e-{}", fabrikam::web::random_token(9)));
         std::fs::create_dir_all(&data_dir).expect("a temporary directory");
         s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
+        s.idp_passkey_store = data_dir.join("passkeys.json").display().to_string();
         configure(&mut s);
         (s, data_dir)
     }
 
-    /// Helpers for servers already running with `s`: the intranet at `intranet_addr` (the
-    /// bound address, whatever public URL it is configured with) and Fabrikam ID with
+    /// Helpers for servers already running with `s`: the intranet bound at `intranet_addr`,
+    /// browsed at its public URL (cookies follow the host name), and Fabrikam ID with
     /// `idp_config`.
     pub async fn attach(
         s: Settings,
@@ -134,8 +152,15 @@ impl TestApp {
         intranet_addr: std::net::SocketAddr,
         idp_config: fabrikam::idp::IdpConfig,
     ) -> Self {
-        let bound = fabrikam::config::url_for(intranet_addr);
-        let base = Url::parse(bound.as_str().trim_end_matches('/')).unwrap();
+        // The host the browser uses, on the bound port: `localhost` when the public URL says
+        // so (cookies follow the host name), else the bound address (a public URL such as
+        // https://intranet.fabrikam.example is only a name in these tests).
+        let public = s.intranet_public_url(intranet_addr);
+        let host = match public.host_str() {
+            Some("localhost") => "localhost".to_owned(),
+            _ => intranet_addr.ip().to_string(),
+        };
+        let base = Url::parse(&format!("http://{host}:{}", intranet_addr.port())).unwrap();
         let jar = Arc::new(Jar::default());
         let db = fabrikam::intranet::data::Database::connect(&s.database_url)
             .await

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::app::TestApp;
+use crate::authenticator::SoftPasskey;
 
 const MFA: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
@@ -117,18 +118,18 @@ async fn no_audit_row_no_salary() {
 }
 
 #[tokio::test]
-async fn the_audit_page_needs_hr_and_fresh_mfa_and_filters() {
-    let app = TestApp::spawn().await;
+async fn the_audit_page_needs_hr_and_a_fresh_passkey_and_filters() {
+    let app = TestApp::spawn_localhost_with(|_| {}).await;
     app.login_as("alice").await;
     let first = app.get("/audit").await;
     assert_eq!(first.status, StatusCode::FOUND);
     assert_eq!(
         first.location_param("acr_values").as_deref(),
-        Some(MFA),
-        "the audit page steps up too"
+        Some("phr"),
+        "the audit page steps up to the phishing-resistant class"
     );
-    let mfa = app.follow(first).await;
-    let page = app.submit_totp(&mfa, "alice").await;
+    let mut key = SoftPasskey::new(21, &app.issuer);
+    let page = app.step_up_with_passkey("alice", &mut key, "/audit").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(page.url.path(), "/audit");
     app.get("/employees/2/salary").await;
@@ -157,8 +158,10 @@ async fn the_audit_page_needs_hr_and_fresh_mfa_and_filters() {
 
 #[tokio::test]
 async fn the_audit_page_paginates_newest_first() {
-    let app = TestApp::spawn().await;
-    app.login_with_mfa("alice", "/audit").await;
+    let app = TestApp::spawn_localhost_with(|_| {}).await;
+    app.login_as("alice").await;
+    let mut key = SoftPasskey::new(22, &app.issuer);
+    app.step_up_with_passkey("alice", &mut key, "/audit").await;
     for id in 1..=30 {
         assert_eq!(
             app.get(&format!("/employees/{}/salary", id % 15 + 1))

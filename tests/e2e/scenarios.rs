@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::app::{TestApp, Visit};
+use crate::authenticator::SoftPasskey;
 
 /// What the API answered: status, `WWW-Authenticate` (if any) and the JSON body.
 #[derive(Debug)]
@@ -31,6 +32,66 @@ impl TestApp {
     pub async fn step_up_with_totp(&self, user: &str, path: &str) -> Visit {
         let mfa = self.open(path).await;
         self.submit_totp(&mfa, user).await
+    }
+
+    /// Opens `path`, which sends a signed-in `user` to a phishing-resistant step-up, and
+    /// answers Fabrikam ID's passkey page with `key`: a code first and a new passkey if the
+    /// user has none, then a sign-in with it. The page the browser ends on.
+    pub async fn step_up_with_passkey(&self, user: &str, key: &mut SoftPasskey, path: &str) -> Visit {
+        let mut page = self.open(path).await;
+        assert_eq!(page.url.path(), "/passkey", "the passkey page:\n{}", page.body);
+        let data = |page: &Visit, id: &str, attr: &str| {
+            crate::html::attrs(&page.body, &format!("#{id}"), attr).pop()
+        };
+        if let Some(href) = data(&page, "verify-first", "href") {
+            let code_page = self
+                .follow(self.get(page.url.join(&href).unwrap().as_str()).await)
+                .await;
+            page = self.submit_totp(&code_page, user).await;
+        }
+        if let Some(options) = data(&page, "passkey-register", "data-options") {
+            let csrf = data(&page, "passkey-register", "data-csrf").unwrap();
+            let options = self
+                .post_json(page.url.join(&options).unwrap(), json!({ "csrf_token": csrf }))
+                .await;
+            let credential = key.register(&options);
+            let finish = data(&page, "passkey-register", "data-finish").unwrap();
+            self.post_json(
+                page.url.join(&finish).unwrap(),
+                json!({ "csrf_token": csrf, "name": "Test key", "credential": credential }),
+            )
+            .await;
+        }
+        let csrf = data(&page, "passkey-sign-in", "data-csrf").expect("a passkey sign-in button");
+        let options = data(&page, "passkey-sign-in", "data-options").unwrap();
+        let options = self
+            .post_json(page.url.join(&options).unwrap(), json!({ "csrf_token": csrf }))
+            .await;
+        let credential = key.sign_in(&options);
+        let finish = data(&page, "passkey-sign-in", "data-finish").unwrap();
+        let answer = self
+            .post_json(
+                page.url.join(&finish).unwrap(),
+                json!({ "csrf_token": csrf, "credential": credential }),
+            )
+            .await;
+        let next = answer["next"].as_str().expect("where to go next");
+        self.follow(self.get(next).await).await
+    }
+
+    /// Posts `body` as JSON with the browser's cookies; the JSON answer, which must be a 200.
+    pub async fn post_json(&self, url: Url, body: Value) -> Value {
+        let res = self
+            .browser
+            .post(url.clone())
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "{url}: {answer}");
+        answer
     }
 
     /// Signs in as `user` with the password, then steps up on `path` with the code.

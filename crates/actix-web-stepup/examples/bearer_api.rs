@@ -60,7 +60,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> reqwest::Result<
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let issuer = std::env::var("OIDC_ISSUER_URL").unwrap_or_else(|_| "http://127.0.0.1:9090".into());
+    let issuer = std::env::var("OIDC_ISSUER_URL").unwrap_or_else(|_| "http://localhost:9090".into());
     let discovery: Value = get_json(&format!("{issuer}/.well-known/openid-configuration")).await?;
     let keys = get_json(discovery["jwks_uri"].as_str().ok_or("no jwks_uri")?).await?;
     let needs = Requirement::builder("report").profile(Profile::Custom).role("hr");

@@ -113,6 +113,6 @@ pub use challenge::{Challenge, ChallengeError, INSUFFICIENT_USER_AUTHENTICATION}
 pub use decision::{Decision, Shortfall, evaluate};
 pub use extract::{BoxFuture, Refusal, StepUp, StepUpApp, StepUpNeeded, challenge_response};
 pub use requirement::{
-    DEFAULT_CLOCK_SKEW, DuplicateRequirement, PAPE_MULTI_FACTOR, Profile, Protected, Requirement,
-    RequirementBuilder, RequirementError, Requirements, StepUpRequest,
+    ACR_PHR, ACR_PHRH, DEFAULT_CLOCK_SKEW, DuplicateRequirement, PAPE_MULTI_FACTOR, Profile, Protected,
+    Requirement, RequirementBuilder, RequirementError, Requirements, StepUpRequest,
 };

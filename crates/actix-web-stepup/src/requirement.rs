@@ -20,6 +20,28 @@ use crate::auth_state::AuthState;
 /// ```
 pub const PAPE_MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
+/// The phishing-resistant class of OpenID Connect Extended Authentication Profile (EAP) ACR
+/// Values 1.0: the authentication used a method a look-alike site cannot replay, such as a
+/// passkey (WebAuthn) bound to the provider's origin. A TOTP or SMS code is not phishing
+/// resistant, whatever `amr` says.
+///
+/// ```
+/// use actix_web_stepup::{ACR_PHR, ACR_PHRH, Profile, Requirement};
+///
+/// let r = Requirement::builder("x").profile(Profile::Okta).phishing_resistant().build().unwrap();
+/// assert_eq!(r.acr_values(), [ACR_PHR]);
+/// assert_eq!(r.also_accept_acr(), [ACR_PHRH]);
+/// ```
+pub const ACR_PHR: &str = "phr";
+
+/// EAP ACR Values 1.0's phishing-resistant *and hardware-protected* class: as [`ACR_PHR`],
+/// with a key the provider knows (from attestation) to be bound to hardware.
+///
+/// ```
+/// assert_eq!(actix_web_stepup::ACR_PHRH, "phrh");
+/// ```
+pub const ACR_PHRH: &str = "phrh";
+
 /// The clock difference a [`Requirement`] tolerates unless told otherwise
 /// ([`RequirementBuilder::clock_skew`]): 30 seconds.
 ///
@@ -89,6 +111,8 @@ impl Requirement {
             max_age: None,
             roles: Vec::new(),
             clock_skew: DEFAULT_CLOCK_SKEW,
+            profile: None,
+            unoffered_class: false,
         }
     }
 
@@ -360,6 +384,8 @@ pub struct RequirementBuilder {
     max_age: Option<Duration>,
     roles: Vec<String>,
     clock_skew: Duration,
+    profile: Option<Profile>,
+    unoffered_class: bool,
 }
 
 impl RequirementBuilder {
@@ -377,6 +403,53 @@ impl RequirementBuilder {
         self.also_accept_acr = owned(preset.also_accept_acr);
         self.accept_amr = preset.accept_amr.map(str::to_owned);
         self.auth_context = preset.auth_context.map(str::to_owned);
+        self.profile = Some(profile);
+        self
+    }
+
+    /// Demands the phishing-resistant class instead of multi-factor: requests
+    /// [`ACR_PHR`], accepts it or [`ACR_PHRH`] (stronger), and nothing else — no `amr` value
+    /// (`mfa` is also said of a phishable TOTP code; `hwk` of keys a look-alike site may still
+    /// relay) and no auth context. Call it after [`Self::profile`], whose multi-factor values
+    /// it replaces; [`Self::acr_values`] afterwards can still rename the class.
+    ///
+    /// Only providers that issue the class can meet it: with a profile that does not
+    /// ([`Profile::offers_phishing_resistant`]: Auth0, Keycloak, Entra ID) the build fails
+    /// with [`RequirementError::ClassNotOffered`] rather than send every user to a 403.
+    ///
+    /// # Security
+    ///
+    /// What is checked is the `acr` the provider returns (OIDC Core §3.1.3.7 rule 12): the
+    /// relying party cannot verify that the method really resisted phishing, nor how the
+    /// provider let the user register the passkey. It trusts the provider for both.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_web_stepup::{AuthState, Profile, Requirement, RequirementError, evaluate};
+    ///
+    /// let audit = Requirement::builder("audit")
+    ///     .profile(Profile::Custom)
+    ///     .phishing_resistant()
+    ///     .max_age(Duration::from_secs(300))
+    ///     .build()
+    ///     .unwrap();
+    /// let mut login = AuthState::new("alice", 1_000);
+    /// login.auth_time = Some(1_000);
+    /// login.acr = Some("http://schemas.openid.net/pape/policies/2007/06/multi-factor".into());
+    /// login.amr = vec!["pwd".into(), "otp".into(), "mfa".into()];
+    /// assert!(!evaluate(&login, &audit, 1_010).is_allowed(), "a TOTP login is not enough");
+    /// login.acr = Some("phr".into());
+    /// assert!(evaluate(&login, &audit, 1_010).is_allowed());
+    ///
+    /// let err = Requirement::builder("audit").profile(Profile::Auth0).phishing_resistant().build();
+    /// assert!(matches!(err, Err(RequirementError::ClassNotOffered { .. })));
+    /// ```
+    pub fn phishing_resistant(mut self) -> Self {
+        self.acr_values = vec![ACR_PHR.to_owned()];
+        self.also_accept_acr = vec![ACR_PHRH.to_owned()];
+        self.accept_amr = None;
+        self.auth_context = None;
+        self.unoffered_class = self.profile.is_some_and(|p| !p.offers_phishing_resistant());
         self
     }
 
@@ -536,6 +609,14 @@ impl RequirementBuilder {
         if !name_ok {
             return Err(RequirementError::InvalidName(self.name));
         }
+        if self.unoffered_class
+            && let Some(profile) = self.profile
+        {
+            return Err(RequirementError::ClassNotOffered {
+                name: self.name,
+                profile,
+            });
+        }
         let values = self
             .acr_values
             .iter()
@@ -603,6 +684,15 @@ pub enum RequirementError {
     },
     /// The named requirement accepts no `acr`, `amr` or auth context: nothing satisfies it.
     NoStrength(String),
+    /// The requirement demands the phishing-resistant class
+    /// ([`RequirementBuilder::phishing_resistant`]) of a provider whose profile does not issue
+    /// it.
+    ClassNotOffered {
+        /// The requirement's name.
+        name: String,
+        /// The provider's profile.
+        profile: Profile,
+    },
 }
 
 impl fmt::Display for RequirementError {
@@ -620,6 +710,11 @@ impl fmt::Display for RequirementError {
                 f,
                 "requirement {name:?} accepts no acr, amr or authentication context, so nothing could satisfy it"
             ),
+            RequirementError::ClassNotOffered { name, profile } => write!(
+                f,
+                "requirement {name:?} demands the phishing-resistant class (acr phr), which the {profile:?} \
+                 profile's provider does not issue"
+            ),
         }
     }
 }
@@ -635,6 +730,13 @@ impl std::error::Error for RequirementError {}
 /// | `Okta` | `urn:okta:loa:2fa:any` | that, `phr`, `phrh`, or `amr` containing `mfa` |
 /// | `Keycloak` | `gold` (ACR-to-LoA mapping: gold = 2) | `acr` `gold` or `2`; `amr` ignored |
 /// | `Entra` | auth context `c1` (`claims` parameter) | `acrs` containing `c1`; `amr` ignored |
+///
+/// The phishing-resistant class ([`RequirementBuilder::phishing_resistant`], `acr` `phr`) is
+/// issued by Okta (and by Fabrikam ID, under `Custom`). Auth0, Keycloak and Entra ID issue
+/// no such `acr`: with Entra ID, require an authentication context whose Conditional Access
+/// policy demands the "phishing-resistant MFA" authentication strength
+/// ([`RequirementBuilder::auth_context`]); with Keycloak, map a LoA to a WebAuthn-passwordless
+/// step and request that (`acr_values`).
 ///
 /// ```
 /// use actix_web_stepup::{Profile, Requirement};
@@ -673,6 +775,20 @@ struct Preset {
 }
 
 impl Profile {
+    /// Whether the provider issues the phishing-resistant class `phr` (EAP ACR Values 1.0):
+    /// Okta does, and `Custom` is assumed to (Fabrikam ID does); Auth0, Keycloak and Entra ID
+    /// do not issue that `acr`.
+    ///
+    /// ```
+    /// use actix_web_stepup::Profile;
+    ///
+    /// assert!(Profile::Okta.offers_phishing_resistant());
+    /// assert!(!Profile::Auth0.offers_phishing_resistant());
+    /// ```
+    pub fn offers_phishing_resistant(self) -> bool {
+        matches!(self, Profile::Okta | Profile::Custom)
+    }
+
     fn preset(self) -> Preset {
         match self {
             Profile::Auth0 | Profile::Custom => Preset {

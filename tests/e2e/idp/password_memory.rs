@@ -45,6 +45,10 @@ async fn sixty_wrong_passwords_leave_the_provider_within_a_buffer_per_core() {
         .arg("idp")
         .env_clear()
         .env("IDP_ADDR", addr.to_string())
+        // The addresses this test's client uses (the defaults say localhost).
+        .env("IDP_ISSUER_URL", fabrikam::config::url_for(addr).as_str())
+        .env("FABRIKAM_PUBLIC_URL", "http://127.0.0.1:8080/")
+        .env("IDP_PASSKEY_STORE", "")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{MFA, now};
 use crate::app::TestApp;
+use crate::authenticator::SoftPasskey;
 use crate::support::{totp_code, totp_code_for_secret};
 
 #[tokio::test]
@@ -284,8 +285,8 @@ async fn a_step_up_answered_by_another_user_changes_nothing() {
 }
 
 #[tokio::test]
-async fn the_audit_trail_has_its_own_requirement_with_a_shorter_window() {
-    let app = TestApp::spawn().await;
+async fn the_audit_trail_steps_a_totp_session_up_again_to_a_passkey() {
+    let app = TestApp::spawn_localhost_with(|_| {}).await;
     app.login_as("alice").await;
     // A salary step-up whose second factor happened 400 s ago: fresh for salaries (600 s),
     // too old for the audit trail (300 s).
@@ -302,12 +303,13 @@ async fn the_audit_trail_has_its_own_requirement_with_a_shorter_window() {
         audit.body
     );
     assert_eq!(audit.location_param("max_age").as_deref(), Some("300"));
-    assert_eq!(audit.location_param("acr_values").as_deref(), Some(MFA));
-    let page = app
-        .submit_totp_code(&app.follow(audit).await, &totp_code("alice", 1))
-        .await;
+    assert_eq!(audit.location_param("acr_values").as_deref(), Some("phr"));
+    let mut key = SoftPasskey::new(23, &app.issuer);
+    let page = app.step_up_with_passkey("alice", &mut key, "/audit").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(page.url.path(), "/audit");
+    let me = app.get("/me").await;
+    assert!(me.body.contains("phishing-resistant"), "{}", me.body);
     assert_eq!(
         app.get("/employees/2/salary").await.status,
         StatusCode::OK,
@@ -324,6 +326,11 @@ async fn a_weak_answer_to_the_audit_step_up_fails_only_the_audit_trail() {
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
     assert!(page.body.contains("max_age = 300 s"), "it says what was asked");
     assert!(
+        page.body.contains("phishing-resistant") && page.body.contains("urn:fabrikam:acr:password"),
+        "it says what was asked and what the provider delivered:\n{}",
+        page.body
+    );
+    assert!(
         page.body.contains("step_up=audit"),
         "Try again steps up to the audit trail's requirement"
     );
@@ -331,6 +338,48 @@ async fn a_weak_answer_to_the_audit_step_up_fails_only_the_audit_trail() {
     let salary = app.get("/employees/1/salary").await;
     assert_eq!(salary.status, StatusCode::FOUND, "{}", salary.body);
     assert_eq!(salary.location_param("max_age").as_deref(), Some("600"));
+}
+
+#[tokio::test]
+async fn a_totp_answer_to_the_audit_step_up_is_refused_with_the_explanation() {
+    let app = TestApp::spawn_localhost_with(|_| {}).await;
+    app.login_as("alice").await;
+    let salary = app.step_up_with_totp("alice", "/employees/1/salary").await;
+    assert_eq!(salary.status, StatusCode::OK, "{}", salary.body);
+    // A provider that ignores acr_values=phr and answers with the session it has: a code.
+    app.idp.set_next_token(json!({"ignore_acr_values": true})).await;
+    let page = app.open("/audit").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    for words in [
+        "phishing-resistant sign-in (a passkey)",
+        "not phishing-resistant",
+        MFA,
+        "Try again",
+    ] {
+        assert!(page.body.contains(words), "{words}:\n{}", page.body);
+    }
+    assert_eq!(
+        app.get("/employees/2/salary").await.status,
+        StatusCode::OK,
+        "the multi-factor session still opens salaries"
+    );
+}
+
+#[tokio::test]
+async fn at_127_0_0_1_the_provider_cannot_meet_phr_and_the_page_says_so() {
+    let app = TestApp::spawn().await;
+    app.login_as("alice").await;
+    let page = app.open("/audit").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(
+        page.body.contains("unmet_authentication_requirements"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("passkey"), "{}", page.body);
+    // Salaries work as before at 127.0.0.1.
+    let salary = app.step_up_with_totp("alice", "/employees/1/salary").await;
+    assert_eq!(salary.status, StatusCode::OK, "{}", salary.body);
 }
 
 #[tokio::test]
