@@ -23,7 +23,8 @@ WEBDRIVER_URL="http://127.0.0.1:$port" cargo test --test browser -- --ignored --
 
 if [ "${1:-}" = "--update-docs" ]; then
   for shot in alice-03-signed-in alice-06-provider-second-factor alice-07-salary alice-08-me \
-              alice-09-provider-passkey alice-10-audit bob-02-refused carol-02-enroll; do
+              alice-09-provider-passkey alice-10-audit bob-02-refused carol-02-enroll \
+              totp-only-02-refused-audit; do
     cp "target/screenshots/$shot.png" "docs/img/${shot#*-??-}.png"
   done
   echo "updated docs/img/"
