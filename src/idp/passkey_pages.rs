@@ -76,11 +76,10 @@ pub async fn passkey_page(session: IdpSession, idp: web::Data<Idp>) -> Result<Ht
     let Some(passkeys) = idp.passkeys.as_ref() else {
         return Err(PageError::NotFound);
     };
-    let (auth, pending) = match (session.auth(), session.pending()) {
-        (Some(auth), Some(pending)) => (auth, pending),
+    let auth = match (session.auth(), session.pending()) {
+        (Some(auth), Some(_)) => auth,
         _ => return Err(PageError::no_pending_request()),
     };
-    let _ = pending;
     page(
         PasskeyPage {
             links: &idp.links,

@@ -467,4 +467,24 @@ async fn adding_a_passkey_needs_a_recent_second_factor() {
     // The same authenticator cannot be registered twice.
     let (status, answer) = register(&browser, &account, &mut key).await;
     assert_eq!(status, 400, "{answer}");
+    // Removing it: a form with the CSRF token; without the token nothing changes.
+    let remove = html::forms(&account.html)
+        .into_iter()
+        .find(|f| f.has_field("passkey"))
+        .expect("a remove form");
+    let passkey_id = remove.value("passkey").unwrap().to_owned();
+    let forged = browser
+        .post_raw(&idp.url("/account/passkeys/remove"), &[("passkey", &passkey_id)])
+        .await;
+    assert_eq!(forged.status(), 403, "no CSRF token");
+    let csrf = remove.value("csrf_token").unwrap().to_owned();
+    let after = browser
+        .post_raw(
+            &idp.url("/account/passkeys/remove"),
+            &[("csrf_token", &csrf), ("passkey", &passkey_id)],
+        )
+        .await;
+    let after = after.text().await.unwrap();
+    assert!(after.contains("The passkey was removed"), "{after}");
+    assert!(!after.contains("Test key"), "{after}");
 }
