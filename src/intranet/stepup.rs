@@ -167,6 +167,8 @@ struct InterstitialPage {
     what: &'static str,
     continue_to: String,
     stale: bool,
+    /// The requirement asks for the phishing-resistant class: a passkey, not a code.
+    passkey: bool,
 }
 
 /// `STEPUP_INTERSTITIAL`: a page that explains the coming step-up, with a Continue link to
@@ -181,6 +183,10 @@ fn interstitial(req: &HttpRequest, requirement: &Requirement, shortfall: Shortfa
         },
         continue_to: paths::step_up_to(&here(req), requirement.name()),
         stale: shortfall == Shortfall::Stale,
+        passkey: requirement
+            .acr_values()
+            .iter()
+            .any(|v| v == actix_web_stepup::ACR_PHR),
     };
     match page.render() {
         Ok(body) => HttpResponse::Ok()

@@ -206,4 +206,15 @@ async fn the_interstitial_explains_and_its_button_starts_the_step_up() {
     let salary = app.submit_totp(&app.follow(go).await, "alice").await;
     assert_eq!(salary.url.path(), "/employees/1/salary");
     assert!(salary.body.contains("104,000 EUR"));
+    // The audit trail's interstitial announces a passkey, not a code.
+    let audit = app.get("/audit").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(
+        audit
+            .body
+            .contains("This page shows the audit trail. Fabrikam ID will ask for your passkey."),
+        "{}",
+        audit.body
+    );
+    assert!(!audit.body.contains("authenticator code"), "{}", audit.body);
 }
