@@ -488,3 +488,82 @@ async fn adding_a_passkey_needs_a_recent_second_factor() {
     assert!(after.contains("The passkey was removed"), "{after}");
     assert!(!after.contains("Test key"), "{after}");
 }
+
+#[tokio::test]
+async fn a_store_that_cannot_be_written_refuses_the_registration_and_keeps_nothing() {
+    // The store's directory is a regular file: no write can succeed, even as root.
+    let blocker = std::env::temp_dir().join(format!("fabrikam-e2e-{}", fabrikam::web::random_token(6)));
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let idp = TestIdp::start(localhost().passkey_store(blocker.join("passkeys.json"))).await;
+    let browser = idp.browser();
+    let (_, login) = idp.at_the_login_page(&browser, &[("acr_values", PHR)]).await;
+    let first = browser
+        .submit_login(&login, "alice", "alice-password")
+        .await
+        .expect_page("/passkey");
+    let verify = first.url.join(&data(&first, "verify-first", "href")).unwrap();
+    let code_page = browser
+        .follow(browser.get(&verify).await)
+        .await
+        .expect_page("/mfa");
+    let page = browser
+        .submit_code(&code_page, &totp_code("alice", 0), false)
+        .await
+        .expect_page("/passkey");
+    let mut key = SoftPasskey::new(10, &origin(&idp));
+    let (status, answer) = register(&browser, &page, &mut key).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (500, Some("server_error")),
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains("passkeys.json"),
+        "no path in the answer: {answer}"
+    );
+    // Nothing was kept in memory either: the page still offers to create one.
+    let again = browser
+        .follow(browser.get(&page.url).await)
+        .await
+        .expect_page("/passkey");
+    assert!(!html::attrs(&again.html, "#passkey-register", "data-csrf").is_empty());
+    std::fs::remove_file(&blocker).unwrap();
+}
+
+#[tokio::test]
+async fn the_passkey_script_is_a_file_the_csp_allows_and_the_pages_have_no_inline_script() {
+    let idp = localhost_idp().await;
+    let script = idp.api.get(idp.url("/static/passkey.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    let browser = idp.browser();
+    let (_, login) = idp.at_the_login_page(&browser, &[("acr_values", PHR)]).await;
+    let page = browser
+        .submit_login(&login, "alice", "alice-password")
+        .await
+        .expect_page("/passkey");
+    let scripts = html::attrs(&page.html, "script", "src");
+    assert_eq!(scripts, ["/static/passkey.js"]);
+    assert!(!page.html.contains("<script>"), "no inline script");
+    let csp = idp.api.get(idp.url("/login")).send().await.unwrap().headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // Without a sign-in in progress, the passkey page is an error page, the account page
+    // sends to the login page, and the ceremonies answer JSON errors.
+    let stranger = idp.browser();
+    assert_eq!(stranger.get(&idp.url("/passkey")).await.status(), 400);
+    let account = stranger.get(&idp.url("/account")).await;
+    assert_eq!(account.status(), 302);
+    let (status, answer) = post_json(
+        &stranger,
+        &idp.url("/passkeys/sign-in/options"),
+        &json!({ "csrf_token": "x" }),
+    )
+    .await;
+    assert_eq!((status, answer["error"].as_str()), (403, Some("csrf")));
+}
