@@ -4,15 +4,17 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_stepup::{Decision, evaluate};
+use askama::Template;
 use serde::Deserialize;
 
 use super::data::AuditEvent;
-use super::errors::AppError;
+use super::errors::{AppError, complete_page};
 use super::oidc::LoginIntent;
 use super::paths;
 use super::session::TypedSession;
 use super::state::{AppState, RequestMeta, now};
 use super::stepup::{begin, redirect};
+use super::view::Nav;
 use crate::web::secrets_equal;
 
 /// A pending login older than this is refused at the callback.
@@ -206,6 +208,13 @@ fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
+/// "This form has expired": sign out now? (with this session's CSRF token).
+#[derive(Template)]
+#[template(path = "intranet/logout_confirm.html")]
+struct LogoutConfirmPage {
+    nav: Nav,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LogoutForm {
     csrf_token: Option<String>,
@@ -225,7 +234,18 @@ pub async fn logout(
         .as_deref()
         .is_some_and(|t| session.csrf_matches(t))
     {
-        return Err(AppError::Csrf);
+        // A tab opened before the last sign-in (or step-up, which renews the session and its
+        // token) still has to be able to sign out: ask again with this session's token
+        // instead of a dead end. Nothing changes without the fresh token (CSRF holds).
+        tracing::info!("logout with a stale or missing CSRF token: asking for confirmation");
+        let page = LogoutConfirmPage { nav: Nav::of(&req) }
+            .render()
+            .map_err(|e| AppError::Unexpected(e.into()))?;
+        return Ok(complete_page(
+            HttpResponse::Forbidden()
+                .content_type("text/html; charset=utf-8")
+                .body(page),
+        ));
     }
     let id_token = session.id_token();
     if let Ok(Some(auth)) = session.auth() {

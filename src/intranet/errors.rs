@@ -47,8 +47,6 @@ pub enum AppError {
     AuditUnavailable,
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("the form's CSRF token is missing or wrong")]
-    Csrf,
     #[error("the identity provider answered with an error: {error}")]
     ProviderError {
         error: String,
@@ -75,7 +73,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::LoginRequired { .. } => StatusCode::FOUND,
-            AppError::Forbidden { .. } | AppError::StepUpFailed(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::Forbidden { .. } | AppError::StepUpFailed(_) => StatusCode::FORBIDDEN,
             AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
@@ -188,10 +186,6 @@ impl AppError {
             }
             AppError::NotFound => Content::for_status(StatusCode::NOT_FOUND),
             AppError::BadRequest(why) => Content::new("That request could not be handled", why.clone()),
-            AppError::Csrf => Content::new(
-                "This form has expired",
-                "The form was missing its security token or came from another page. Go back, reload and try again.",
-            ),
             AppError::ProviderError {
                 error, description, ..
             } => {
@@ -268,14 +262,24 @@ struct ErrorPage {
     action: Option<(&'static str, String)>,
 }
 
+/// Marks a 4xx/5xx response that is already a whole page (the logout confirmation), so
+/// [`render_html_errors`] leaves it as it is.
+pub fn complete_page(mut res: HttpResponse) -> HttpResponse {
+    res.extensions_mut().insert(CompletePage);
+    res
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CompletePage;
+
 /// `ErrorHandlers` hook for every 4xx and 5xx: renders the HTML error page with this
-/// request's navigation. JSON errors (the API's) pass through unchanged.
+/// request's navigation. JSON errors (the API's) and [`complete_page`]s pass through unchanged.
 pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if json {
+    if json || res.response().extensions().get::<CompletePage>().is_some() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
@@ -322,8 +326,14 @@ pub enum ApiError {
     },
     #[error("role {missing_role} missing")]
     Forbidden { missing_role: String },
+    /// No employee with that id (or an id that is not a number).
     #[error("not found")]
     NotFound,
+    /// Nothing at this path under `/api`.
+    #[error("no API at this path")]
+    UnknownPath,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("the identity provider is unavailable")]
     Unavailable,
     /// The database (or the audit trail) cannot be used: nothing is served.
@@ -347,7 +357,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidToken(_)
             | ApiError::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Database => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -393,6 +404,12 @@ impl ResponseError for ApiError {
                 Some(r#"Bearer error="insufficient_scope""#.to_owned()),
             ),
             ApiError::NotFound => ("not_found", "no such employee".to_owned(), None),
+            ApiError::UnknownPath => ("not_found", "there is no API at this path".to_owned(), None),
+            ApiError::MethodNotAllowed => (
+                "method_not_allowed",
+                "this path answers GET and HEAD only".to_owned(),
+                None,
+            ),
             ApiError::Unavailable => (
                 "temporarily_unavailable",
                 "the identity provider is unavailable".to_owned(),
@@ -409,6 +426,9 @@ impl ResponseError for ApiError {
             }
         };
         let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::MethodNotAllowed) {
+            res.insert_header((header::ALLOW, "GET, HEAD"));
+        }
         if let Some(challenge) = challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }

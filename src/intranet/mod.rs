@@ -36,7 +36,7 @@ use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, guard, web};
 use actix_web_stepup::StepUpApp;
 use anyhow::Context;
 use base64::Engine;
@@ -141,6 +141,22 @@ impl Site {
                     .cookie_secure(secure)
                     .cookie_content_security(CookieContentSecurity::Private)
                     .build();
+                // The pages: sessions, and one HTML error page (rendered inside the session
+                // middleware, so error pages show who is signed in).
+                let pages_scope = web::scope("")
+                    .wrap(ErrorHandlers::new().default_handler(errors::render_html_errors))
+                    .wrap(sessions)
+                    .route(paths::HOME, read().to(pages::home))
+                    .route(paths::LOGIN, read().to(auth::login))
+                    .route(paths::CALLBACK, read().to(auth::callback))
+                    .route(paths::LOGOUT, web::post().to(auth::logout))
+                    .route(paths::CUSTOMERS, read().to(pages::customers))
+                    .route(paths::CUSTOMER, read().to(pages::customer))
+                    .route(paths::EMPLOYEES, read().to(pages::employees))
+                    .route(paths::SALARY, read().to(pages::salary))
+                    .route(paths::ME, read().to(pages::me))
+                    .route(paths::AUDIT, read().to(pages::audit))
+                    .default_service(web::to(pages::not_found));
                 App::new()
                     .app_data(state.clone())
                     // For `StepUp<P>`: the named requirements, and how pages step up.
@@ -153,39 +169,44 @@ impl Site {
                     .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
                         AppError::BadRequest("The form could not be read.".into()).into()
                     }))
-                    // Inside the session middleware, so error pages can show who is signed in.
-                    .wrap(ErrorHandlers::new().default_handler(errors::render_html_errors))
-                    .wrap(sessions)
                     .wrap(crate::web::security_headers(&csp))
                     .wrap(Condition::new(
                         secure,
                         DefaultHeaders::new().add(crate::web::HSTS),
                     ))
                     .wrap(from_fn(crate::web::request_log))
-                    .route(paths::HOME, web::get().to(pages::home))
-                    .route(paths::LOGIN, web::get().to(auth::login))
-                    .route(paths::CALLBACK, web::get().to(auth::callback))
-                    .route(paths::LOGOUT, web::post().to(auth::logout))
-                    .route(paths::CUSTOMERS, web::get().to(pages::customers))
-                    .route(paths::CUSTOMER, web::get().to(pages::customer))
-                    .route(paths::EMPLOYEES, web::get().to(pages::employees))
-                    .route(paths::SALARY, web::get().to(pages::salary))
-                    .route(paths::ME, web::get().to(pages::me))
-                    .route(paths::AUDIT, web::get().to(pages::audit))
-                    // The API's logins are bearer tokens: its own StepUpApp.
+                    // Outside the session middleware: probes, stylesheets and the API never read
+                    // or write a session (nor wait for its store).
+                    .service(
+                        web::resource(paths::HEALTHZ)
+                            .route(read().to(pages::healthz))
+                            .default_service(web::to(api::method_not_allowed)),
+                    )
+                    .service(web::resource(paths::STATIC).route(read().to(crate::web::static_asset)))
+                    // The API: bearer tokens, its own StepUpApp, JSON for every answer under /api.
                     .service(
                         web::resource(paths::API_SALARY)
                             .app_data(bearer.clone())
-                            .route(web::get().to(api::salary)),
+                            .app_data(
+                                web::PathConfig::default()
+                                    .error_handler(|_, _| errors::ApiError::NotFound.into()),
+                            )
+                            .route(read().to(api::salary))
+                            .default_service(web::to(api::method_not_allowed)),
                     )
-                    .route(paths::HEALTHZ, web::get().to(pages::healthz))
-                    .route(paths::STATIC, web::get().to(crate::web::static_asset))
-                    .default_service(web::to(pages::not_found))
+                    .service(web::scope(paths::API).default_service(web::to(api::unknown_path)))
+                    .service(pages_scope)
             })
             .listen(listener)?
             .run();
         Ok(server)
     }
+}
+
+/// A route for `GET` and `HEAD` alike: RFC 9110 §9.3.2, a `HEAD` answers as the `GET` would,
+/// without the body (actix-web leaves the body out).
+fn read() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// The cookie key from `SESSION_SECRET` (hex or base64, at least 64 bytes), or a random one

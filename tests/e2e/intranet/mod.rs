@@ -5,6 +5,7 @@ mod api;
 mod hostile_tokens;
 mod login;
 mod logout;
+mod methods;
 mod pages;
 mod provider;
 mod step_up;
