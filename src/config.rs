@@ -137,6 +137,10 @@ pub struct Settings {
     /// ID-token claim (array of strings) that carries the user's roles.
     #[arg(long, env = "ROLES_CLAIM", default_value = "roles", global = true)]
     pub roles_claim: String,
+    /// How long the intranet waits for the provider (discovery, keys, token endpoint) before
+    /// it answers 503.
+    #[arg(long, env = "OIDC_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120), global = true)]
+    pub oidc_timeout_secs: u64,
 }
 
 /// Presets for how real providers request and report multi-factor sign-ins
@@ -185,6 +189,8 @@ pub struct IntranetConfig {
     pub database_url: String,
     pub api_audience: String,
     pub roles_claim: String,
+    /// `OIDC_TIMEOUT_SECS`.
+    pub oidc_timeout: Duration,
 }
 
 /// `http://<addr>/` for a bound address.
@@ -244,6 +250,7 @@ impl Settings {
             database_url: self.database_url.clone(),
             api_audience: self.api_audience.clone(),
             roles_claim: self.roles_claim.clone(),
+            oidc_timeout: Duration::from_secs(self.oidc_timeout_secs),
         }
     }
 }

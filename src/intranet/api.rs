@@ -178,7 +178,7 @@ async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<Stri
         .ok_or_else(|| ApiError::InvalidToken("no kid".into()))?;
     let key = state
         .oidc
-        .access_token_key(&kid)
+        .jwt_key(&kid)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot get the provider's keys");

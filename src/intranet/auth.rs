@@ -143,7 +143,8 @@ pub async fn callback(
     let code = query
         .code
         .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
-    let (auth, id_token) = state.oidc.finish_login(&pending, code, now()).await?;
+    let signed_in = state.oidc.finish_login(&pending, code, now()).await?;
+    let (auth, id_token) = (signed_in.auth, signed_in.id_token);
     // A step-up strengthens *this* user's login. If the provider answered for someone else
     // (another account signed in at the provider meanwhile), keep the session as it was.
     if pending.step_up_for.is_some()

@@ -19,6 +19,9 @@ pub mod api;
 pub mod auth;
 pub mod data;
 pub mod errors;
+pub mod fetch;
+pub mod flight;
+pub mod keys;
 pub mod oidc;
 pub mod pages;
 pub mod paths;
@@ -68,6 +71,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
             &config.public_url,
             config.roles_claim.clone(),
             state::CLOCK_SKEW,
+            config.oidc_timeout,
         )?,
         db: data::Database::connect(&config.database_url).await?,
         requirements,

@@ -14,5 +14,6 @@ mod logs;
 mod redis;
 mod scenarios;
 mod stepup_example;
+mod stub_provider;
 mod support;
 mod tutorial;
