@@ -92,6 +92,14 @@ pub struct Settings {
     /// At least 64 bytes, hex or base64, for the session cookie key (default: random per process).
     #[arg(long, env = "SESSION_SECRET", hide_env_values = true, global = true)]
     pub session_secret: Option<SecretString>,
+    /// How long an intranet session lasts at most, from its first sign-in (step-ups do not
+    /// renew it). NIST SP 800-63B-4 allows at most 24 h at AAL2.
+    #[arg(long, env = "SESSION_LIFETIME_SECS", default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(2..=30 * 24 * 3600), global = true)]
+    pub session_lifetime_secs: u64,
+    /// An intranet session ends after this long without a request. NIST SP 800-63B-4 allows at
+    /// most 1 h at AAL2.
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(2..=30 * 24 * 3600), global = true)]
+    pub session_idle_timeout_secs: u64,
     /// Redis for server-side sessions shared by several intranet processes.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
@@ -191,6 +199,10 @@ pub struct IntranetConfig {
     pub roles_claim: String,
     /// `OIDC_TIMEOUT_SECS`.
     pub oidc_timeout: Duration,
+    /// `SESSION_LIFETIME_SECS`.
+    pub session_lifetime: Duration,
+    /// `SESSION_IDLE_TIMEOUT_SECS`.
+    pub session_idle_timeout: Duration,
 }
 
 /// `http://<addr>/` for a bound address.
@@ -251,6 +263,8 @@ impl Settings {
             api_audience: self.api_audience.clone(),
             roles_claim: self.roles_claim.clone(),
             oidc_timeout: Duration::from_secs(self.oidc_timeout_secs),
+            session_lifetime: Duration::from_secs(self.session_lifetime_secs),
+            session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
         }
     }
 }

@@ -39,14 +39,57 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 /// Content-Security-Policy; it never allows inline script or style. Responses are not cached
 /// unless a handler says otherwise (the stylesheets do): pages carry personal data.
 pub fn security_headers(csp: &str) -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(NO_STORE)
-        .add((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+    SecurityHeaders::new(csp, false).middleware()
+}
+
+/// The security headers as a list: as middleware for every response, and for a response that
+/// leaves through an error (which `DefaultHeaders` does not touch). With `hsts`, also
+/// `Strict-Transport-Security` (a site served over https).
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(Vec<(header::HeaderName, header::HeaderValue)>);
+
+impl SecurityHeaders {
+    pub fn new(csp: &str, hsts: bool) -> Self {
+        let mut list = vec![
+            (NO_STORE.0, NO_STORE.1.to_owned()),
+            (header::CONTENT_SECURITY_POLICY, csp.to_owned()),
+            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (
+                header::HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin".to_owned(),
+            ),
+            (
+                header::HeaderName::from_static("permissions-policy"),
+                "camera=(), microphone=(), geolocation=()".to_owned(),
+            ),
+        ];
+        if hsts {
+            list.push((HSTS.0, HSTS.1.to_owned()));
+        }
+        Self(
+            list.into_iter()
+                .filter_map(|(name, value)| Some((name, header::HeaderValue::from_str(&value).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Adds each header a response does not set itself.
+    pub fn middleware(&self) -> DefaultHeaders {
+        self.0.iter().fold(DefaultHeaders::new(), |m, (name, value)| {
+            m.add((name.clone(), value.clone()))
+        })
+    }
+
+    /// Sets each header on `res` (those it sets itself are kept).
+    pub fn apply(&self, res: &mut HttpResponse) {
+        for (name, value) in &self.0 {
+            if !res.headers().contains_key(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// The request id given to each request, readable from its extensions (and logged).

@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use super::data::AuditEvent;
 use super::errors::{AppError, complete_page};
+use super::logins::{NewLogin, SessionLogin};
 use super::oidc::LoginIntent;
 use super::paths;
-use super::session::TypedSession;
+use super::session::{TypedSession, for_session};
 use super::state::{AppState, RequestMeta, now};
 use super::stepup::{begin, redirect};
 use super::view::Nav;
@@ -144,11 +145,12 @@ pub async fn callback(
         .code
         .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
     let signed_in = state.oidc.finish_login(&pending, code, now()).await?;
-    let (auth, id_token) = (signed_in.auth, signed_in.id_token);
+    let current = session.auth().ok().flatten();
     // A step-up strengthens *this* user's login. If the provider answered for someone else
     // (another account signed in at the provider meanwhile), keep the session as it was.
+    let auth = signed_in.auth;
     if pending.step_up_for.is_some()
-        && let Ok(Some(current)) = session.auth()
+        && let Some(current) = &current
         && current.subject != auth.subject
     {
         let detail = format!("answered by {}", auth.subject);
@@ -167,8 +169,77 @@ pub async fn callback(
         step_up_for = pending.step_up_for.as_deref().unwrap_or("-"),
         "login"
     );
+    // Only what the policy needs goes into the session, so it fits a cookie whatever the
+    // provider sends.
+    let policy_roles: Vec<&str> = state
+        .requirements
+        .iter()
+        .flat_map(|r| r.roles().iter().map(String::as_str))
+        .collect();
+    let (auth, dropped_roles) = for_session(auth, &policy_roles);
+    // Within one session the login stays the same one (a step-up, or signing in again as the
+    // same person): same id, same start, so neither renews the session's lifetime.
+    let previous = current.and_then(|c| Some((c, session.login()?)));
+    let now = now();
+    let (login, same, replaced) = match previous {
+        Some((current, login)) if current.subject == auth.subject => (
+            SessionLogin {
+                last_seen: now,
+                dropped_roles,
+                ..login
+            },
+            true,
+            None,
+        ),
+        other => (
+            SessionLogin {
+                dropped_roles,
+                ..SessionLogin::new(now)
+            },
+            false,
+            other,
+        ),
+    };
+    // Refuse before anything is recorded: a session that does not fit its cookie would be
+    // dropped by the browser, which would then sign in again, and again.
     session
-        .log_in(&auth, &id_token)
+        .check_fits(&auth, &login, state.store.cookie_budget())
+        .map_err(|bytes| AppError::SessionTooLarge { bytes: Some(bytes) })?;
+    let recorded = if same {
+        state
+            .logins
+            .renew(&login.id, signed_in.sid.as_deref(), &signed_in.id_token)
+            .await
+            .map(|_| ())
+    } else {
+        state
+            .logins
+            .begin(NewLogin {
+                login_id: &login.id,
+                subject: &auth.subject,
+                sid: signed_in.sid.as_deref(),
+                started_at: login.started_at,
+                expires_at: login.expires_at(&state.sessions),
+                id_token: &signed_in.id_token,
+            })
+            .await
+    };
+    // A login that cannot be recorded could not be ended by a sign-out elsewhere or by the
+    // provider's back-channel logout: refused.
+    recorded.map_err(|e| {
+        tracing::error!(error = %e, "cannot record a sign-in");
+        AppError::DatabaseUnavailable
+    })?;
+    if let Some((old, old_login)) = replaced {
+        // Another person signed in in this browser: the previous login ends.
+        state
+            .logins
+            .end(&old_login.id, old_login.expires_at(&state.sessions), now)
+            .await;
+        tracing::info!(sub = %old.subject, "replaced by another sign-in");
+    }
+    session
+        .log_in(&auth, &login)
         .map_err(|e| AppError::Unexpected(e.into()))?;
     let _ = state
         .audit(&meta, Some(&auth.subject), AuditEvent::Login, auth.to_string())
@@ -179,7 +250,7 @@ pub async fn callback(
         .and_then(|name| state.requirements.get(name))
     {
         // Judge the answer now, as the page will: the provider may have ignored what we asked.
-        match evaluate(&auth, requirement, now()) {
+        match evaluate(&auth, requirement, now) {
             Decision::Allow { .. } => {
                 let detail = format!("{auth} for {}", pending.return_to);
                 let _ = state
@@ -248,9 +319,16 @@ pub async fn logout(
                 .body(page),
         ));
     }
-    let id_token = session.id_token();
-    if let Ok(Some(auth)) = session.auth() {
+    let mut id_token = None;
+    if let Ok(Some(auth)) = session.auth()
+        && let Some(login) = session.login()
+    {
         tracing::info!(sub = %auth.subject, "logout");
+        // Ended for good, in either store: a copy of this session's cookie signs nobody in.
+        id_token = state
+            .logins
+            .end(&login.id, login.expires_at(&state.sessions), now())
+            .await;
         let _ = state
             .audit(&meta, Some(&auth.subject), AuditEvent::Logout, "")
             .await;

@@ -103,6 +103,17 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// A sign-in as the `logins` table keeps it.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub login_id: String,
+    pub subject: String,
+    pub sid: Option<String>,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub id_token: Option<String>,
+}
+
 /// Which audit rows to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -239,6 +250,104 @@ impl Database {
         .fetch_one(&self.pool)
         .await?;
         Ok((rows, total))
+    }
+
+    /// Records a new sign-in.
+    pub async fn insert_login(&self, login: &LoginRow) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO logins (login_id, subject, sid, started_at, expires_at, id_token) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&login.login_id)
+        .bind(&login.subject)
+        .bind(&login.sid)
+        .bind(login.started_at)
+        .bind(login.expires_at)
+        .bind(&login.id_token)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// A new sign-in (a step-up) within the login `login_id`: the provider's latest session
+    /// and ID token. Affects nothing if the login has ended.
+    pub async fn renew_login(
+        &self,
+        login_id: &str,
+        sid: Option<&str>,
+        id_token: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        sqlx::query("UPDATE logins SET sid = ?, id_token = ? WHERE login_id = ? AND ended_at IS NULL")
+            .bind(sid)
+            .bind(id_token)
+            .bind(login_id)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+    }
+
+    /// Ends the login `login_id` at `now`; returns its ID token, if one was kept (for the
+    /// provider's logout), and forgets it.
+    pub async fn end_login(&self, login_id: &str, now: i64) -> sqlx::Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let token: Option<Option<String>> =
+            sqlx::query_scalar("SELECT id_token FROM logins WHERE login_id = ?")
+                .bind(login_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE logins SET ended_at = COALESCE(ended_at, ?), id_token = NULL WHERE login_id = ?")
+            .bind(now)
+            .bind(login_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(token.flatten())
+    }
+
+    /// Ends, at `now`, every live login of the provider's session `sid` (of `subject` too, if
+    /// given), or with no `sid` every live login of `subject`: Back-Channel Logout 1.0 §2.7.
+    /// Returns the logins ended, with their expiry.
+    pub async fn end_logins_matching(
+        &self,
+        subject: Option<&str>,
+        sid: Option<&str>,
+        now: i64,
+    ) -> sqlx::Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "UPDATE logins SET ended_at = ?1, id_token = NULL \
+             WHERE ended_at IS NULL AND expires_at > ?1 \
+             AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR sid = ?3) AND (?2 IS NOT NULL OR ?3 IS NOT NULL) \
+             RETURNING login_id, expires_at",
+        )
+        .bind(now)
+        .bind(subject)
+        .bind(sid)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Logins ended at or after `since` that have not expired by `now`, with their expiry.
+    pub async fn ended_logins(&self, since: i64, now: i64) -> sqlx::Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT login_id, expires_at FROM logins WHERE ended_at >= ? AND expires_at > ?")
+            .bind(since)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Forgets logins that expired before `before` (ended or not: their sessions are dead).
+    pub async fn purge_logins(&self, before: i64) -> sqlx::Result<u64> {
+        sqlx::query("DELETE FROM logins WHERE expires_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    /// When this database began recording logins: sessions that started before are void.
+    pub async fn logins_since(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'logins_since'")
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Runs a statement directly: for tests that need to break the database on purpose.

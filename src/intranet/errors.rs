@@ -7,18 +7,26 @@
 //! JSON and the RFC 6750 / RFC 9470 `WWW-Authenticate` challenges, left as they are by the
 //! page renderer. Internal causes go to the log; pages say what happened and what to do.
 
-use actix_web::dev::ServiceResponse;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::middleware::Next;
+use actix_web::web::Data;
 use actix_web::{HttpResponse, ResponseError};
 use actix_web_stepup::{AuthState, Shortfall, StepUpRequest};
 use askama::Template;
 use base64::Engine;
 use serde_json::json;
 
+use super::logins::MAX_COOKIE_BYTES;
 use super::oidc::OidcError;
 use super::paths;
+use super::session::SESSION_COOKIE;
+use super::state::{AppState, StoreKind};
 use super::view::{Nav, format_time};
+use crate::web::SecurityHeaders;
 
 /// What a failed step-up asked for and got, for its 403 page.
 #[derive(Debug, Clone)]
@@ -45,6 +53,15 @@ pub enum AppError {
     /// A salary view could not be written to the audit trail, so it is not shown.
     #[error("the audit trail cannot be written")]
     AuditUnavailable,
+    /// Something that must be recorded (a sign-in) cannot be: nothing was done.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
+    /// The session store (Redis) did not answer in time: nobody can be recognised.
+    #[error("the session store is unavailable")]
+    SessionStoreUnavailable,
+    /// The session would not fit in its cookie: the sign-in is refused (no loop).
+    #[error("the session would take a cookie of {bytes:?} bytes")]
+    SessionTooLarge { bytes: Option<usize> },
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("the identity provider answered with an error: {error}")]
@@ -74,7 +91,10 @@ impl ResponseError for AppError {
         match self {
             AppError::LoginRequired { .. } => StatusCode::FOUND,
             AppError::Forbidden { .. } | AppError::StepUpFailed(_) => StatusCode::FORBIDDEN,
-            AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::AuditUnavailable
+            | AppError::DatabaseUnavailable
+            | AppError::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::SessionTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
             AppError::ProviderError { step_up: true, .. } | AppError::WrongUser { .. } => {
@@ -239,6 +259,31 @@ impl AppError {
                      still signed in as {expected}. To switch users, sign out first."
                 ),
             ),
+            AppError::DatabaseUnavailable => Content::new(
+                "The database is unavailable",
+                "Fabrikam cannot record this right now, so nothing was done. Please try again in a moment.",
+            ),
+            AppError::SessionStoreUnavailable => Content::new(
+                "Sessions are unavailable",
+                "Fabrikam cannot reach the store that remembers who is signed in, so it cannot tell who you are \\
+                 right now. Nothing was changed, and public pages still work. Please try again in a moment.",
+            ),
+            AppError::SessionTooLarge { bytes } => {
+                let mut c = Content::new(
+                    "Your sign-in is too large to keep",
+                    format!(
+                        "{provider} sent more about your account than fits in this site's session cookie, so you \\
+                         were not signed in (rather than being sent round in circles). An administrator can keep \\
+                         sessions on the server (REDIS_URL) or have the provider send fewer claims."
+                    ),
+                );
+                if let Some(bytes) = bytes {
+                    c.details.push(("Session size", format!("about {bytes} bytes")));
+                }
+                c.details
+                    .push(("Largest cookie a browser keeps", "4096 bytes".to_owned()));
+                c
+            }
             AppError::AuditUnavailable => Content::new(
                 "The audit trail is unavailable",
                 "Salary data is only shown when the view can be recorded in the audit trail, and it cannot be \
@@ -288,6 +333,14 @@ pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         Some(error) => error.content(&nav.provider),
         None => Content::for_status(status),
     };
+    let (req, _) = res.into_parts();
+    let response = error_page(nav, status, content);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+fn error_page(nav: Nav, status: StatusCode, content: Content) -> HttpResponse {
     let page = ErrorPage {
         nav,
         status: status.as_u16(),
@@ -301,13 +354,63 @@ pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         tracing::error!(error = %e, "cannot render the error page");
         "Something went wrong.".to_owned()
     });
-    let (req, _) = res.into_parts();
-    let response = HttpResponse::build(status)
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .body(page);
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
+        .body(page)
+}
+
+/// Middleware around the session middleware: what the session store could not do becomes an
+/// error page with a body and the security headers instead of actix-session's empty 500 —
+/// `503` when Redis does not answer in time, a clear refusal when a session would not fit its
+/// cookie (the browser would drop it and sign in again forever). The page shows nobody as
+/// signed in: the session could not be read or kept.
+///
+/// A store failure reaches here as an `Err`, without the request (actix routing needs the
+/// request's only reference, so none can be kept across the call): the page leaves as an
+/// `InternalError` carrying the whole response, security headers included.
+pub async fn session_failures(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let headers = req.app_data::<Data<SecurityHeaders>>().cloned();
+    match next.call(req).await {
+        Ok(res) => {
+            let too_large = res
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .filter(|c| c.as_bytes().starts_with(SESSION_COOKIE.as_bytes()))
+                .map(|c| c.len())
+                .find(|&bytes| bytes > MAX_COOKIE_BYTES);
+            let Some(bytes) = too_large else {
+                return Ok(res.map_into_boxed_body());
+            };
+            let error = AppError::SessionTooLarge { bytes: Some(bytes) };
+            tracing::error!(error = %error, "the session cannot be kept in its cookie");
+            let nav = Nav::anonymous(state.as_ref().map(|s| s.get_ref()));
+            let content = error.content(&nav.provider);
+            let (req, _) = res.into_parts();
+            Ok(ServiceResponse::new(
+                req,
+                error_page(nav, error.status_code(), content),
+            ))
+        }
+        Err(e) => {
+            let error = match state.as_ref().map(|s| s.store) {
+                Some(StoreKind::Redis) => AppError::SessionStoreUnavailable,
+                // The cookie store's only failure: a session over 4 KB of JSON.
+                _ => AppError::SessionTooLarge { bytes: None },
+            };
+            tracing::error!(error = %error, cause = %e, "the session store failed");
+            let nav = Nav::anonymous(state.as_ref().map(|s| s.get_ref()));
+            let content = error.content(&nav.provider);
+            let mut page = error_page(nav, error.status_code(), content);
+            if let Some(headers) = headers {
+                headers.apply(&mut page);
+            }
+            Err(InternalError::from_response(error, page).into())
+        }
+    }
 }
 
 /// Errors of the JSON API.

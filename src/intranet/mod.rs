@@ -22,6 +22,7 @@ pub mod errors;
 pub mod fetch;
 pub mod flight;
 pub mod keys;
+pub mod logins;
 pub mod oidc;
 pub mod pages;
 pub mod paths;
@@ -32,13 +33,14 @@ pub mod stepup;
 pub mod view;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::CookieContentSecurity;
 use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{Condition, DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, guard, web};
 use actix_web_stepup::StepUpApp;
 use anyhow::Context;
@@ -47,8 +49,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::IntranetConfig;
 use errors::AppError;
+use logins::{Logins, SessionPolicy};
 use oidc::Oidc;
-use state::AppState;
+use state::{AppState, StoreKind};
 
 /// Builds the intranet on an already-bound listener. Does not contact the provider: discovery
 /// happens on the first login, so public pages work while the provider is down.
@@ -63,6 +66,20 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         requirements::build(&config.stepup)
             .context("the step-up settings (STEPUP_PROFILE, STEPUP_ACR_VALUES, STEPUP_ACCEPT_AMR)")?,
     );
+    let sessions = session_policy(&config)?;
+    let db = data::Database::connect(&config.database_url).await?;
+    let logins = Arc::new(
+        Logins::load(db.clone(), state::now())
+            .await
+            .context("cannot read the record of sign-ins")?,
+    );
+    // Other processes' sign-outs, read every few seconds for as long as this server lives.
+    tokio::spawn(Logins::keep_in_sync(Arc::downgrade(&logins), state::now));
+    let store = if config.redis_url.is_some() {
+        StoreKind::Redis
+    } else {
+        StoreKind::Cookie
+    };
     let state = web::Data::new(AppState {
         oidc: Oidc::new(
             config.issuer_url.clone(),
@@ -73,12 +90,15 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
             state::CLOCK_SKEW,
             config.oidc_timeout,
         )?,
-        db: data::Database::connect(&config.database_url).await?,
+        db,
         requirements,
         api_audience: config.api_audience.clone(),
         roles_claim: config.roles_claim.clone(),
         interstitial: config.stepup.interstitial,
         provider_name: config.provider_name.clone(),
+        sessions,
+        logins,
+        store,
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
     // redirects after a form post: allow the issuer's origin, nothing else.
@@ -134,6 +154,7 @@ impl Site {
             csp,
         } = self;
         let requirements = state.requirements.clone();
+        let headers = crate::web::SecurityHeaders::new(&csp, secure);
         let pages = stepup::Pages.into_app_data();
         let bearer = api::BearerApi.into_app_data();
         let server =
@@ -150,6 +171,7 @@ impl Site {
                 let pages_scope = web::scope("")
                     .wrap(ErrorHandlers::new().default_handler(errors::render_html_errors))
                     .wrap(sessions)
+                    .wrap(from_fn(errors::session_failures))
                     .route(paths::HOME, read().to(pages::home))
                     .route(paths::LOGIN, read().to(auth::login))
                     .route(paths::CALLBACK, read().to(auth::callback))
@@ -173,11 +195,8 @@ impl Site {
                     .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
                         AppError::BadRequest("The form could not be read.".into()).into()
                     }))
-                    .wrap(crate::web::security_headers(&csp))
-                    .wrap(Condition::new(
-                        secure,
-                        DefaultHeaders::new().add(crate::web::HSTS),
-                    ))
+                    .app_data(web::Data::new(headers.clone()))
+                    .wrap(headers.middleware())
                     .wrap(from_fn(crate::web::request_log))
                     // Outside the session middleware: probes, stylesheets and the API never read
                     // or write a session (nor wait for its store).
@@ -211,6 +230,30 @@ impl Site {
 /// without the body (actix-web leaves the body out).
 fn read() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The session lifetimes from the settings, with a warning beyond NIST SP 800-63B-4's limits
+/// for AAL2 (24 h overall, 1 h idle), which the salary pages' multi-factor sign-ins reach.
+fn session_policy(config: &IntranetConfig) -> anyhow::Result<SessionPolicy> {
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let policy = SessionPolicy {
+        lifetime: secs(config.session_lifetime),
+        idle: secs(config.session_idle_timeout),
+    };
+    anyhow::ensure!(
+        policy.idle <= policy.lifetime,
+        "SESSION_IDLE_TIMEOUT_SECS ({}) is longer than SESSION_LIFETIME_SECS ({})",
+        policy.idle,
+        policy.lifetime
+    );
+    if policy.lifetime > 24 * 3600 || policy.idle > 3600 {
+        tracing::warn!(
+            lifetime = policy.lifetime,
+            idle = policy.idle,
+            "sessions outlast NIST SP 800-63B-4's limits for AAL2 (24 h overall, 1 h idle)"
+        );
+    }
+    Ok(policy)
 }
 
 /// The cookie key from `SESSION_SECRET` (hex or base64, at least 64 bytes), or a random one

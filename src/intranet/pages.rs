@@ -2,7 +2,7 @@
 //! the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
 //! (`StepUp<P>` with the markers of `requirements.rs`); the layout's data from `view.rs`.
 
-use actix_web::{HttpResponse, Responder, web};
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_stepup::{AuthState, Decision, Requirement, StepUp, evaluate};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,6 +11,7 @@ use super::data::{AuditEvent, AuditFilter, Customer, Employee, SalaryEntry};
 use super::errors::AppError;
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
+use super::session::TypedSession;
 use super::state::{AppState, RequestMeta, now};
 use super::stepup::CurrentUser;
 use super::view::{Nav, ago, format_time};
@@ -232,9 +233,12 @@ struct MePage {
 }
 
 /// `/me`: the session's claims, explained, and whether each registered requirement holds.
-pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
+pub async fn me(req: HttpRequest, user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
     let auth = user.0;
     let now = now();
+    let dropped_roles = TypedSession::from_request(&req)
+        .login()
+        .map_or(0, |l| l.dropped_roles);
     let claims = vec![
         ClaimRow {
             name: "sub",
@@ -268,10 +272,13 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
         },
         ClaimRow {
             name: state.roles_claim_name(),
-            value: if auth.roles.is_empty() {
-                "(none)".into()
-            } else {
-                auth.roles.join(", ")
+            value: match (auth.roles.is_empty(), dropped_roles) {
+                (true, 0) => "(none)".into(),
+                (_, 0) => auth.roles.join(", "),
+                (_, n) => format!(
+                    "{} (and {n} more that this site does not use)",
+                    auth.roles.join(", ")
+                ),
             },
             meaning: "Your roles: what you may see. Salary pages need the hr role.",
         },

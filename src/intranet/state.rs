@@ -13,7 +13,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use actix_web_stepup::Requirements;
 use futures_util::future::{Ready, ready};
 
+use std::sync::Arc;
+
 use super::data::{self, AuditEvent};
+use super::logins::{Logins, SessionPolicy};
 use super::oidc::Oidc;
 use crate::web::RequestId;
 
@@ -39,6 +42,38 @@ pub struct AppState {
     pub interstitial: bool,
     /// The provider's name as pages show it (`OIDC_PROVIDER_NAME`).
     pub provider_name: String,
+    /// How long sessions last.
+    pub sessions: SessionPolicy,
+    /// Ended logins (checked on every request, in memory) and the record of all logins.
+    pub logins: Arc<Logins>,
+    /// Where sessions are kept.
+    pub store: StoreKind,
+}
+
+/// Where sessions are kept, as far as pages and probes care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// An encrypted cookie: at most about 4 KB.
+    Cookie,
+    /// Redis (`REDIS_URL`): the cookie holds only the session's id.
+    Redis,
+}
+
+impl StoreKind {
+    /// The most a session may take in its cookie, if the store puts it there.
+    pub fn cookie_budget(self) -> Option<usize> {
+        match self {
+            StoreKind::Cookie => Some(super::logins::MAX_COOKIE_BYTES),
+            StoreKind::Redis => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Cookie => "cookie",
+            StoreKind::Redis => "redis",
+        }
+    }
 }
 
 impl AppState {

@@ -25,7 +25,7 @@ pub struct Nav {
     pub provider: String,
     /// Read by `flash()` while the page renders: actix builds every extractor of a handler
     /// even when a guard before it refuses, so taking the message earlier could lose it.
-    session: Option<actix_session::Session>,
+    session: Option<TypedSession>,
 }
 
 impl std::fmt::Debug for Nav {
@@ -92,15 +92,22 @@ impl Nav {
             user,
             csrf,
             provider: state.map_or_else(|| "the identity provider".to_owned(), |s| s.provider_name.clone()),
-            session: Some(session.0),
+            session: Some(session),
+        }
+    }
+
+    /// The navigation of a page that cannot trust the session (it failed to load or to be
+    /// kept): nobody signed in.
+    pub fn anonymous(state: Option<&AppState>) -> Self {
+        Nav {
+            provider: state.map_or_else(|| "the identity provider".to_owned(), |s| s.provider_name.clone()),
+            ..Nav::default()
         }
     }
 
     /// The one-time message, taken out of the session as the page that shows it renders.
     pub fn flash(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .and_then(|s| TypedSession(s.clone()).take_flash())
+        self.session.as_ref().and_then(TypedSession::take_flash)
     }
 }
 

@@ -8,6 +8,7 @@ mod logout;
 mod methods;
 mod pages;
 mod provider;
+mod sessions;
 mod step_up;
 
 /// The multi-factor class the intranet asks for by default.
