@@ -47,10 +47,12 @@ pub enum AuditEvent {
     Forbidden,
     SalaryViewed,
     SalaryViewedApi,
+    /// The provider ended a session (back-channel logout).
+    LogoutByProvider,
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 8] = [
+    pub const ALL: [AuditEvent; 9] = [
         AuditEvent::Login,
         AuditEvent::Logout,
         AuditEvent::StepUpRequested,
@@ -59,6 +61,7 @@ impl AuditEvent {
         AuditEvent::Forbidden,
         AuditEvent::SalaryViewed,
         AuditEvent::SalaryViewedApi,
+        AuditEvent::LogoutByProvider,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +74,7 @@ impl AuditEvent {
             AuditEvent::Forbidden => "forbidden",
             AuditEvent::SalaryViewed => "salary_viewed",
             AuditEvent::SalaryViewedApi => "salary_viewed_api",
+            AuditEvent::LogoutByProvider => "logout_by_provider",
         }
     }
 

@@ -17,12 +17,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod backchannel;
 pub mod data;
 pub mod errors;
 pub mod fetch;
 pub mod flight;
 pub mod keys;
 pub mod logins;
+pub mod logout_token;
 pub mod oidc;
 pub mod pages;
 pub mod paths;
@@ -99,6 +101,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         sessions,
         logins,
         store,
+        seen_logout_tokens: Default::default(),
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
     // redirects after a form post: allow the issuer's origin, nothing else.
@@ -206,6 +209,14 @@ impl Site {
                             .default_service(web::to(api::method_not_allowed)),
                     )
                     .service(web::resource(paths::STATIC).route(read().to(crate::web::static_asset)))
+                    // Server to server: no session, no CSRF token (the signed logout token is
+                    // the authentication); JSON answers.
+                    .service(
+                        web::resource(paths::BACKCHANNEL_LOGOUT)
+                            .app_data(web::PayloadConfig::new(backchannel::MAX_BODY_BYTES))
+                            .route(web::post().to(backchannel::receive))
+                            .default_service(web::to(backchannel::method_not_allowed)),
+                    )
                     // The API: bearer tokens, its own StepUpApp, JSON for every answer under /api.
                     .service(
                         web::resource(paths::API_SALARY)

@@ -158,6 +158,8 @@ impl TypedSession {
         self.session.remove(AUTH);
         self.session.remove(LOGIN);
         self.session.remove(CSRF);
+        // Kept in the session by earlier versions, in the database now.
+        self.session.remove("id_token");
         self.session.renew();
     }
 

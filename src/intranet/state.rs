@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::data::{self, AuditEvent};
 use super::logins::{Logins, SessionPolicy};
+use super::logout_token::SeenTokens;
 use super::oidc::Oidc;
 use crate::web::RequestId;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub logins: Arc<Logins>,
     /// Where sessions are kept.
     pub store: StoreKind,
+    /// The `jti`s of logout tokens already used.
+    pub seen_logout_tokens: SeenTokens,
 }
 
 /// Where sessions are kept, as far as pages and probes care.

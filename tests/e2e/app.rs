@@ -61,14 +61,18 @@ pub struct TestApp {
     pub plain: reqwest::Client,
     /// The intranet's database (a file in `data_dir`), for checking audit rows.
     pub db: fabrikam::intranet::data::Database,
-    data_dir: std::path::PathBuf,
+    /// Where the database lives (removed on drop by the `TestApp` that made it).
+    pub data_dir: std::path::PathBuf,
+    owns_data_dir: bool,
     /// The settings both servers were built from.
     pub settings: Settings,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -146,6 +150,7 @@ impl TestApp {
             idp: TestIdp::new(idp_config),
             db,
             data_dir,
+            owns_data_dir: true,
             settings: s,
             browser: browser_with_jar(jar.clone()),
             jar,
@@ -153,6 +158,24 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+        }
+    }
+
+    /// Another browser (its own cookies) on the same servers, with the same helpers. Drop it
+    /// before `self`.
+    pub fn another_browser(&self) -> TestApp {
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            base: self.base.clone(),
+            issuer: self.issuer.clone(),
+            idp: TestIdp::new(self.idp.config.clone()),
+            db: self.db.clone(),
+            data_dir: self.data_dir.clone(),
+            owns_data_dir: false,
+            settings: self.settings.clone(),
+            browser: browser_with_jar(jar.clone()),
+            jar,
+            plain: self.plain.clone(),
         }
     }
 

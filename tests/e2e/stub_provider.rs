@@ -63,6 +63,19 @@ impl TestKey {
         }
     }
 
+    /// The P-256 key in `pem` (PKCS#8), published under `kid`.
+    pub fn from_pem(pem: &str, kid: &str) -> Self {
+        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some(kid.to_owned());
+        Self {
+            kid: kid.to_owned(),
+            pem: pem.to_owned(),
+            encoding,
+            jwk,
+        }
+    }
+
     /// `claims` signed with this key as ES256, with `typ` in the header.
     pub fn sign(&self, typ: Option<&str>, claims: &Value) -> String {
         self.sign_as(&self.kid, typ, claims)

@@ -2,6 +2,7 @@
 //! per journey or endpoint. Hostile cases are driven through Fabrikam ID's test-control API.
 
 mod api;
+mod backchannel;
 mod hostile_tokens;
 mod login;
 mod logout;
