@@ -80,9 +80,11 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// A database that fails is unavailable (`503`), not a bug.
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Unexpected(anyhow::Error::new(e).context("database"))
+        tracing::error!(error = %e, "database error");
+        AppError::DatabaseUnavailable
     }
 }
 
@@ -261,7 +263,8 @@ impl AppError {
             ),
             AppError::DatabaseUnavailable => Content::new(
                 "The database is unavailable",
-                "Fabrikam cannot record this right now, so nothing was done. Please try again in a moment.",
+                "Fabrikam cannot use its database right now, so nothing was shown or changed. Please try again \
+                 in a moment.",
             ),
             AppError::SessionStoreUnavailable => Content::new(
                 "Sessions are unavailable",

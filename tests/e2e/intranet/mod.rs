@@ -3,6 +3,7 @@
 
 mod api;
 mod backchannel;
+mod database;
 mod hostile_tokens;
 mod login;
 mod logout;
