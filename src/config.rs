@@ -103,6 +103,9 @@ pub struct Settings {
     /// Redis for server-side sessions shared by several intranet processes.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
+    /// How long the intranet waits for Redis on each call before it answers 503.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=10_000), global = true)]
+    pub redis_timeout_ms: u64,
     /// Demo data and the audit log.
     #[arg(
         long,
@@ -203,6 +206,8 @@ pub struct IntranetConfig {
     pub session_lifetime: Duration,
     /// `SESSION_IDLE_TIMEOUT_SECS`.
     pub session_idle_timeout: Duration,
+    /// `REDIS_TIMEOUT_MS`.
+    pub redis_timeout: Duration,
 }
 
 /// `http://<addr>/` for a bound address.
@@ -265,6 +270,7 @@ impl Settings {
             oidc_timeout: Duration::from_secs(self.oidc_timeout_secs),
             session_lifetime: Duration::from_secs(self.session_lifetime_secs),
             session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
         }
     }
 }

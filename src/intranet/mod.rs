@@ -22,12 +22,14 @@ pub mod data;
 pub mod errors;
 pub mod fetch;
 pub mod flight;
+pub mod health;
 pub mod keys;
 pub mod logins;
 pub mod logout_token;
 pub mod oidc;
 pub mod pages;
 pub mod paths;
+pub mod redis_store;
 pub mod requirements;
 pub mod session;
 pub mod state;
@@ -38,8 +40,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
-use actix_session::config::CookieContentSecurity;
-use actix_session::storage::{CookieSessionStore, RedisSessionStore, SessionStore};
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::storage::{CookieSessionStore, SessionStore};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{ErrorHandlers, from_fn};
@@ -53,6 +55,7 @@ use crate::config::IntranetConfig;
 use errors::AppError;
 use logins::{Logins, SessionPolicy};
 use oidc::Oidc;
+use redis_store::RedisStore;
 use state::{AppState, StoreKind};
 
 /// Builds the intranet on an already-bound listener. Does not contact the provider: discovery
@@ -77,7 +80,20 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
     );
     // Other processes' sign-outs, read every few seconds for as long as this server lives.
     tokio::spawn(Logins::keep_in_sync(Arc::downgrade(&logins), state::now));
-    let store = if config.redis_url.is_some() {
+    // Server-side sessions: the cookie carries only a (private) session id, so several intranet
+    // processes with the same SESSION_SECRET share sessions, and logout deletes the session.
+    let redis = match &config.redis_url {
+        Some(url) => {
+            if config.session_secret.is_none() {
+                tracing::warn!(
+                    "REDIS_URL without SESSION_SECRET: other intranet processes cannot read this one's cookies"
+                );
+            }
+            Some(RedisStore::new(url.expose_secret(), config.redis_timeout).await?)
+        }
+        None => None,
+    };
+    let store = if redis.is_some() {
         StoreKind::Redis
     } else {
         StoreKind::Cookie
@@ -101,6 +117,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         sessions,
         logins,
         store,
+        redis: redis.clone(),
         seen_logout_tokens: Default::default(),
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
@@ -115,22 +132,8 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         secure,
         csp,
     };
-    let server = match &config.redis_url {
-        // Server-side sessions: the cookie carries only a (private) session id, so several
-        // intranet processes with the same SESSION_SECRET share sessions, and logout deletes
-        // the session for good.
-        Some(url) => {
-            if config.session_secret.is_none() {
-                tracing::warn!(
-                    "REDIS_URL without SESSION_SECRET: other intranet processes cannot read this one's cookies"
-                );
-            }
-            let store = RedisSessionStore::new(url.expose_secret())
-                .await
-                .context("cannot connect to Redis at REDIS_URL")?;
-            tracing::info!("sessions are kept in Redis");
-            site.serve(listener, move || store.clone())?
-        }
+    let server = match redis {
+        Some(store) => site.serve(listener, move || store.clone())?,
         None => site.serve(listener, CookieSessionStore::default)?,
     };
     Ok(server)
@@ -157,6 +160,7 @@ impl Site {
             csp,
         } = self;
         let requirements = state.requirements.clone();
+        let state_ttl = actix_web::cookie::time::Duration::seconds(state.sessions.lifetime);
         let headers = crate::web::SecurityHeaders::new(&csp, secure);
         let pages = stepup::Pages.into_app_data();
         let bearer = api::BearerApi.into_app_data();
@@ -168,6 +172,8 @@ impl Site {
                     .cookie_same_site(SameSite::Lax)
                     .cookie_secure(secure)
                     .cookie_content_security(CookieContentSecurity::Private)
+                    // A browser session; Redis forgets it when its lifetime is over.
+                    .session_lifecycle(BrowserSession::default().state_ttl(state_ttl))
                     .build();
                 // The pages: sessions, and one HTML error page (rendered inside the session
                 // middleware, so error pages show who is signed in).
@@ -205,7 +211,12 @@ impl Site {
                     // or write a session (nor wait for its store).
                     .service(
                         web::resource(paths::HEALTHZ)
-                            .route(read().to(pages::healthz))
+                            .route(read().to(health::healthz))
+                            .default_service(web::to(api::method_not_allowed)),
+                    )
+                    .service(
+                        web::resource(paths::READYZ)
+                            .route(read().to(health::readyz))
                             .default_service(web::to(api::method_not_allowed)),
                     )
                     .service(web::resource(paths::STATIC).route(read().to(crate::web::static_asset)))

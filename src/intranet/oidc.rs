@@ -9,8 +9,8 @@
 //! It takes the time and the clock skew from its callers (`state::now`, `state::CLOCK_SKEW`)
 //! rather than reading a clock of its own.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web_stepup::{AuthState, StepUpRequest, string_list};
 use openidconnect::core::{
@@ -176,7 +176,16 @@ pub struct Oidc {
     /// Set once discovery succeeds (by the discovery task itself).
     provider: Arc<RwLock<Option<Arc<Provider>>>>,
     discovery: Flight<Result<Arc<Provider>, OidcError>>,
+    /// The readiness probe, and its last answer.
+    probe: Flight<Result<(), String>>,
+    probed: Arc<Mutex<Option<Probed>>>,
 }
+
+/// A readiness probe's answer, and when it came.
+type Probed = (Instant, Result<(), String>);
+
+/// How long the readiness probe's answer is kept.
+pub const PROBE_KEPT: Duration = Duration::from_secs(5);
 
 impl Oidc {
     /// `timeout` bounds every call to the provider (`OIDC_TIMEOUT_SECS`).
@@ -204,6 +213,8 @@ impl Oidc {
             http: fetch::client(timeout)?,
             provider: Arc::new(RwLock::new(None)),
             discovery: Flight::default(),
+            probe: Flight::default(),
+            probed: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -258,15 +269,36 @@ impl Oidc {
         }
     }
 
-    /// Whether the provider answers now: its discovery document, fetched within `timeout`
-    /// (for `/readyz`; discovery itself is not redone).
-    pub async fn probe(&self, timeout: Duration) -> Result<(), OidcError> {
-        let url = discovery_url(&self.settings.issuer);
-        let fetch = fetch::get_json(&self.http, &url, "the discovery document", MAX_DISCOVERY_BYTES);
-        match tokio::time::timeout(timeout, fetch).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(OidcError::Discovery(format!("no answer within {timeout:?}"))),
+    /// Whether the provider answers: its discovery document, fetched within `timeout` (for
+    /// `/readyz`). An answer is kept [`PROBE_KEPT`], and concurrent probes share one fetch,
+    /// so a flood of `/readyz` does not become a flood at the provider.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        if let Some((at, result)) = self.probed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && at.elapsed() < PROBE_KEPT
+        {
+            return result;
+        }
+        let attempt = self.probe.join_or_start(|| {
+            let (http, url, probed) = (
+                self.http.clone(),
+                discovery_url(&self.settings.issuer),
+                self.probed.clone(),
+            );
+            async move {
+                let fetch = fetch::get_json(&http, &url, "the discovery document", MAX_DISCOVERY_BYTES);
+                let result = match tokio::time::timeout(timeout, fetch).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.0),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                *probed.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
+                result
+            }
+        });
+        match tokio::time::timeout(timeout + Duration::from_millis(100), attempt).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err("the probe was cancelled".into()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
         }
     }
 

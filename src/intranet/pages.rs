@@ -1,5 +1,4 @@
-//! The HTML pages: home, customers, employees, salary, the audit trail, `/me`, health and
-//! the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
+//! The HTML pages: home, customers, employees, salary, the audit trail, `/me` and the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
 //! (`StepUp<P>` with the markers of `requirements.rs`); the layout's data from `view.rs`.
 
 use actix_web::{HttpRequest, HttpResponse, Responder, web};
@@ -337,16 +336,6 @@ fn verdict(auth: &AuthState, req: &Requirement, page: &str, now: i64) -> String 
             format!("Never: your account lacks the role {missing_role}, and no sign-in can change that.")
         }
     }
-}
-
-#[derive(serde::Serialize)]
-struct Health {
-    status: &'static str,
-}
-
-/// `/healthz`: liveness. Does not call the provider.
-pub async fn healthz() -> impl Responder {
-    web::Json(Health { status: "ok" })
 }
 
 /// The 404 page for every unknown path.

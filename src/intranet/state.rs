@@ -19,6 +19,7 @@ use super::data::{self, AuditEvent};
 use super::logins::{Logins, SessionPolicy};
 use super::logout_token::SeenTokens;
 use super::oidc::Oidc;
+use super::redis_store::RedisStore;
 use crate::web::RequestId;
 
 /// How far the provider's clock may differ from ours.
@@ -49,6 +50,8 @@ pub struct AppState {
     pub logins: Arc<Logins>,
     /// Where sessions are kept.
     pub store: StoreKind,
+    /// The Redis store, if sessions are kept there (for `/readyz`).
+    pub redis: Option<RedisStore>,
     /// The `jti`s of logout tokens already used.
     pub seen_logout_tokens: SeenTokens,
 }

@@ -9,7 +9,7 @@ mod app;
 mod audit;
 mod html;
 mod idp;
-mod intranet;
+pub mod intranet;
 mod logs;
 mod redis;
 mod scenarios;

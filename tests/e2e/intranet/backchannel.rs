@@ -4,58 +4,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fabrikam::idp::SigningAlg;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::now;
 use crate::app::TestApp;
 use crate::stub_provider::TestKey;
-
-const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// Both servers, Fabrikam ID signing ES256 with a key the test holds too.
-async fn app_with_known_key() -> (TestApp, TestKey) {
-    let key = TestKey::generate("unused");
-    let (settings, dir) = TestApp::settings(|_| {});
-    drop(settings);
-    let pem = dir.join("es256.pem");
-    std::fs::write(&pem, &key.pem).unwrap();
-    let app = TestApp::spawn_with(|s| s.idp_signing_key = Some(pem.clone())).await;
-    let status = app.idp.provider.keys().await.unwrap();
-    let kid = &status.current[&SigningAlg::ES256];
-    let _ = std::fs::remove_dir_all(dir);
-    (app, TestKey::from_pem(&key.pem, kid))
-}
-
-/// A logout token's claims for the intranet, changed by `extra` (`null` removes a claim).
-fn claims(app: &TestApp, extra: Value) -> Value {
-    let mut claims = json!({
-        "iss": app.issuer, "aud": "fabrikam-intranet", "iat": now(), "exp": now() + 120,
-        "jti": fabrikam::web::random_token(12), "events": {EVENT: {}},
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        if v.is_null() {
-            claims.as_object_mut().unwrap().remove(k);
-        } else {
-            claims[k] = v.clone();
-        }
-    }
-    claims
-}
-
-/// Posts `logout_token=<token>` as Fabrikam ID would: no cookie, no CSRF token.
-async fn post(app: &TestApp, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let res = app
-        .plain
-        .post(app.url("/backchannel-logout"))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .unwrap();
-    let (status, headers) = (res.status(), res.headers().clone());
-    (status, headers, res.json().await.unwrap_or(Value::Null))
-}
 
 /// Signs in `user` in `browser` with the provider's session id `sid` in the ID token.
 async fn sign_in(browser: &TestApp, user: &str, sid: &str) {
@@ -72,16 +26,16 @@ async fn signed_in(browser: &TestApp) -> bool {
 
 #[tokio::test]
 async fn a_logout_token_for_a_sid_ends_that_session_only() {
-    let (app, key) = app_with_known_key().await;
+    let (app, key) = TestApp::spawn_with_known_key(|_| {}).await;
     let (second, bob) = (app.another_browser(), app.another_browser());
     sign_in(&app, "alice", "sid-a").await;
     sign_in(&second, "alice", "sid-b").await;
     sign_in(&bob, "bob", "sid-c").await;
     let token = key.sign(
         Some("logout+jwt"),
-        &claims(&app, json!({"sid": "sid-a", "sub": "alice"})),
+        &app.logout_claims(json!({"sid": "sid-a", "sub": "alice"})),
     );
-    let (status, headers, _) = post(&app, &token).await;
+    let (status, headers, _) = app.post_logout_token(&token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["cache-control"], "no-store");
     assert!(!signed_in(&app).await, "the session of sid-a ended");
@@ -97,20 +51,20 @@ async fn a_logout_token_for_a_sid_ends_that_session_only() {
         rows[0].detail
     );
     // Without a typ (it is only recommended) and with only a sid: also accepted.
-    let token = key.sign(None, &claims(&app, json!({"sid": "sid-c"})));
-    assert_eq!(post(&app, &token).await.0, StatusCode::OK);
+    let token = key.sign(None, &app.logout_claims(json!({"sid": "sid-c"})));
+    assert_eq!(app.post_logout_token(&token).await.0, StatusCode::OK);
     assert!(!signed_in(&bob).await);
 }
 
 #[tokio::test]
 async fn a_logout_token_with_only_a_sub_ends_all_of_that_users_sessions() {
-    let (app, key) = app_with_known_key().await;
+    let (app, key) = TestApp::spawn_with_known_key(|_| {}).await;
     let (second, bob) = (app.another_browser(), app.another_browser());
     sign_in(&app, "alice", "sid-a").await;
     sign_in(&second, "alice", "sid-b").await;
     sign_in(&bob, "bob", "sid-c").await;
-    let token = key.sign(Some("logout+jwt"), &claims(&app, json!({"sub": "alice"})));
-    assert_eq!(post(&app, &token).await.0, StatusCode::OK);
+    let token = key.sign(Some("logout+jwt"), &app.logout_claims(json!({"sub": "alice"})));
+    assert_eq!(app.post_logout_token(&token).await.0, StatusCode::OK);
     assert!(
         !signed_in(&app).await && !signed_in(&second).await,
         "both of alice's sessions"
@@ -134,11 +88,11 @@ fn unsigned(claims: &Value) -> String {
 
 #[tokio::test]
 async fn invalid_logout_tokens_get_400_and_change_nothing() {
-    let (app, key) = app_with_known_key().await;
+    let (app, key) = TestApp::spawn_with_known_key(|_| {}).await;
     sign_in(&app, "alice", "sid-a").await;
     let target = json!({"sid": "sid-a", "sub": "alice"});
     let with = |extra: Value| {
-        let mut c = claims(&app, target.clone());
+        let mut c = app.logout_claims(target.clone());
         for (k, v) in extra.as_object().unwrap() {
             if v.is_null() {
                 c.as_object_mut().unwrap().remove(k);
@@ -194,7 +148,7 @@ async fn invalid_logout_tokens_get_400_and_change_nothing() {
         ("not.a.jwt".to_owned(), "garbage"),
     ];
     for (token, what) in &cases {
-        let (status, headers, body) = post(&app, token).await;
+        let (status, headers, body) = app.post_logout_token(token).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{what}");
         assert_eq!(headers["cache-control"], "no-store", "{what}");
         assert!(body["error"].is_string(), "{what}: {body}");
@@ -217,7 +171,7 @@ async fn invalid_logout_tokens_get_400_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(two.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(post(&app, "").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(app.post_logout_token("").await.0, StatusCode::BAD_REQUEST);
     let get = app
         .plain
         .get(app.url("/backchannel-logout"))
@@ -229,9 +183,9 @@ async fn invalid_logout_tokens_get_400_and_change_nothing() {
     assert!(app.audit_rows("logout_by_provider").await.is_empty());
 
     // A valid token works once; replayed, it is refused.
-    let other = sign(&claims(&app, json!({"sid": "sid-nobody"})));
-    assert_eq!(post(&app, &other).await.0, StatusCode::OK);
-    let (status, _, body) = post(&app, &other).await;
+    let other = sign(&app.logout_claims(json!({"sid": "sid-nobody"})));
+    assert_eq!(app.post_logout_token(&other).await.0, StatusCode::OK);
+    let (status, _, body) = app.post_logout_token(&other).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "replayed: {body}");
     assert!(signed_in(&app).await);
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use reqwest::StatusCode;
 
+use super::readiness::readiness;
 use crate::app::TestApp;
 
 const SALARY: &str = "/employees/2/salary";
@@ -60,6 +61,21 @@ async fn a_removed_database_file_fails_closed() {
         StatusCode::FOUND,
         "not signed in"
     );
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "down");
+    assert!(
+        body["checks"]["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("removed"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status,
+        StatusCode::OK,
+        "alive, not ready"
+    );
     // What a restart would find at the path: no row of a view that was not shown.
     assert_eq!(rows_in_the_file(&app, "salary_viewed").await, 0);
 }
@@ -74,7 +90,17 @@ async fn a_read_only_database_file_fails_closed_until_it_is_writable_again() {
     let page = app.get(SALARY).await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
     assert!(!page.body.contains("Salary history"));
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["checks"]["database"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("read-only"),
+        "{body}"
+    );
     set_mode(0o644);
+    assert_eq!(readiness(&app).await.0, StatusCode::OK);
     let page = app.get(SALARY).await;
     assert_eq!(
         page.status,

@@ -10,6 +10,7 @@ mod logout;
 mod methods;
 mod pages;
 mod provider;
+pub mod readiness;
 mod sessions;
 mod step_up;
 
