@@ -70,8 +70,9 @@
 //!   role is never a reason to step up), then an accepted `acr`, Entra `acrs` context or
 //!   `amr` value being *present* (OIDC Core §3.1.3.7 rule 12: the client checks the `acr` it
 //!   got, since a provider may ignore `acr_values`, §5.5.1.1), then `auth_time` against
-//!   `max_age` with the clock skew you allow (rule 13), refusing a missing `auth_time` and
-//!   one in the future;
+//!   `max_age` with the clock skew you allow (rule 13) as real elapsed time, refusing a
+//!   missing `auth_time` and one more than the skew after the token arrived (a provider
+//!   clock running fast can neither lengthen the window nor wait its way into it);
 //! - **no redirect loop**: a login marked as the answer to a step-up for a requirement
 //!   ([`AuthState::answering_step_up`]) that fell short *on arrival* is refused, not sent
 //!   back to the provider;
