@@ -379,7 +379,9 @@ impl ResponseError for ApiError {
                     // Entra's claims challenge (base64 of the claims request), which MSAL reads.
                     let claims = json!({"access_token": {"acrs": {"essential": true, "value": context}}});
                     let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
-                    challenge = challenge.with_param("claims", encoded);
+                    if let Ok(with_claims) = challenge.clone().with_param("claims", encoded) {
+                        challenge = with_claims;
+                    }
                 }
                 (
                     "insufficient_user_authentication",

@@ -78,9 +78,11 @@
 //!   back to the provider;
 //! - **requirement values that are safe to send**: names and `acr`/`amr` values are plain
 //!   visible ASCII, so they travel in URLs and quoted strings unchanged;
-//! - **challenge syntax**: [`Challenge`] writes quoted strings with escapes and without
-//!   control characters (no header injection), and parses hostile input in linear time
-//!   without panicking.
+//! - **challenge syntax**: a [`Challenge`] can only be built valid (scheme and parameter
+//!   names RFC 9110 tokens, each name once, a token68 or parameters, values quoted with
+//!   escapes and without control characters), so what it writes is one well-formed
+//!   challenge that no name or value can extend (no header injection); the parser reads
+//!   hostile input in linear time without panicking.
 //!
 //! What it leaves to the app:
 //!
