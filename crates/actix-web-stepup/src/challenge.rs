@@ -4,7 +4,12 @@
 
 use std::fmt;
 
-use crate::requirement::StepUpRequest;
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::Value;
+
+use crate::requirement::{StepUpRequest, acrs_claims_request};
 
 /// The `error` of an RFC 9470 §3 challenge.
 ///
@@ -309,7 +314,9 @@ impl fmt::Display for Challenge {
 impl StepUpRequest {
     /// The RFC 9470 §3 challenge asking for this step-up:
     /// `Bearer error="insufficient_user_authentication", error_description="…",
-    /// acr_values="…", max_age=N`. Add further parameters (a `realm`) with
+    /// acr_values="…", max_age=N`, and for an Entra authentication context Microsoft's
+    /// `claims="…"`: the base64 of `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`,
+    /// which MSAL passes on to the next authorization request. Add further parameters (a `realm`) with
     /// [`Challenge::with_param`]; send it in `WWW-Authenticate` with status 401. Control
     /// characters in the description or a hand-built `acr_values` are dropped (a header
     /// cannot carry them), so this never fails.
@@ -328,6 +335,13 @@ impl StepUpRequest {
     ///      error_description=\"a multi-factor authentication is required\", \
     ///      acr_values=\"urn:example:mfa urn:example:hwk\", max_age=300"
     /// );
+    ///
+    /// let entra = StepUpRequest { auth_context: Some("c1".into()), ..Default::default() };
+    /// assert_eq!(
+    ///     entra.challenge(None).to_string(),
+    ///     "Bearer error=\"insufficient_user_authentication\", \
+    ///      claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\""
+    /// );
     /// ```
     pub fn challenge(&self, description: Option<&str>) -> Challenge {
         let mut c = Challenge::bearer().with_known_param("error", INSUFFICIENT_USER_AUTHENTICATION);
@@ -340,16 +354,26 @@ impl StepUpRequest {
         if let Some(max_age) = self.max_age {
             c = c.with_known_param("max_age", &max_age.to_string());
         }
+        if let Some(context) = &self.auth_context {
+            // Entra's claims challenge: base64 of the claims request for the access token
+            // ("Claims challenges, claims requests and client capabilities"), which MSAL
+            // hands to the next authorization request.
+            let claims = acrs_claims_request("access_token", context).to_string();
+            c = c.with_known_param("claims", &CLAIMS_BASE64[0].encode(claims));
+        }
         c
     }
 
     /// Reads the step-up an RFC 9470 challenge asks for: `Some` for a `Bearer` challenge with
     /// `error="insufficient_user_authentication"` (its `acr_values` split at spaces, its
-    /// `max_age` as seconds), `None` for any other challenge.
+    /// `max_age` as seconds, and the Entra authentication context of its `claims`: the
+    /// `acrs` asked for in the access-token or ID-token member, its `value` or first of
+    /// `values`), `None` for any other challenge.
     ///
     /// # Errors
     ///
-    /// [`ChallengeError::InvalidMaxAge`] when `max_age` is not a non-negative integer.
+    /// [`ChallengeError::InvalidMaxAge`] when `max_age` is not a non-negative integer;
+    /// [`ChallengeError::InvalidClaims`] when `claims` is not base64 of a JSON object.
     ///
     /// ```
     /// use actix_web_stepup::{Challenge, StepUpRequest};
@@ -383,10 +407,16 @@ impl StepUpRequest {
             .param("acr_values")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        let auth_context = match challenge.param("claims") {
+            None => None,
+            Some(claims) => {
+                requested_acrs(claims).ok_or_else(|| ChallengeError::InvalidClaims(claims.to_owned()))?
+            }
+        };
         Ok(Some(StepUpRequest {
             acr_values,
             max_age,
-            auth_context: None,
+            auth_context,
         }))
     }
 
@@ -418,6 +448,33 @@ impl StepUpRequest {
         }
         Ok(None)
     }
+}
+
+/// Base64 as Entra writes `claims` (the standard alphabet, padded), and read with or without
+/// padding, in either alphabet.
+const CLAIMS_BASE64: [GeneralPurpose; 2] = {
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [
+        GeneralPurpose::new(&alphabet::STANDARD, config),
+        GeneralPurpose::new(&alphabet::URL_SAFE, config),
+    ]
+};
+
+/// The authentication context a `claims` challenge parameter asks for: `None` when it is not
+/// base64 of a JSON object, `Some(None)` when that object asks for no `acrs`.
+fn requested_acrs(claims: &str) -> Option<Option<String>> {
+    let json = CLAIMS_BASE64
+        .iter()
+        .find_map(|engine| engine.decode(claims.trim()).ok())?;
+    let request: Value = serde_json::from_slice(&json).ok().filter(Value::is_object)?;
+    // OIDC Core §5.5.1: `value` asks for one value, `values` for any one of several.
+    let context = ["access_token", "id_token"].iter().find_map(|member| {
+        let acrs = &request[member]["acrs"];
+        acrs["value"]
+            .as_str()
+            .or_else(|| acrs["values"].get(0).and_then(Value::as_str))
+    });
+    Some(context.map(str::to_owned))
 }
 
 /// Why a challenge could not be built, or a `WWW-Authenticate` value could not be read.
@@ -458,6 +515,8 @@ pub enum ChallengeError {
     /// Parameters for a challenge that carries a token68: RFC 9110 §11.2 allows one or the
     /// other.
     Token68WithParams,
+    /// The `claims` parameter is not base64 of a JSON object.
+    InvalidClaims(String),
 }
 
 impl fmt::Display for ChallengeError {
@@ -477,6 +536,7 @@ impl fmt::Display for ChallengeError {
             ChallengeError::Token68WithParams => {
                 f.write_str("a challenge carries either a token68 or parameters, not both")
             }
+            ChallengeError::InvalidClaims(v) => write!(f, "claims {v:?} is not base64 of a JSON object"),
         }
     }
 }
@@ -800,6 +860,63 @@ mod tests {
             StepUpRequest::from_www_authenticate(r#"Bearer error="invalid_token""#),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn entra_authentication_contexts_round_trip_through_claims() {
+        let request = StepUpRequest {
+            acr_values: vec![],
+            max_age: Some(600),
+            auth_context: Some("c1".into()),
+        };
+        let header = request
+            .challenge(Some("a stronger authentication is required"))
+            .to_string();
+        // Microsoft's documented claims challenge for context c1, after our RFC 9470 ones.
+        assert!(
+            header.ends_with(
+                r#"max_age=600, claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#
+            ),
+            "{header}"
+        );
+        assert_eq!(StepUpRequest::from_www_authenticate(&header), Ok(Some(request)));
+
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let read = |claims: String| {
+            let h = format!("Bearer error=insufficient_user_authentication, claims=\"{claims}\"");
+            StepUpRequest::from_www_authenticate(&h).map(|r| r.unwrap().auth_context)
+        };
+        type Context = Result<Option<String>, ChallengeError>;
+        let cases: Vec<(&str, String, Context)> = vec![
+            (
+                "the ID-token member, padded",
+                STANDARD.encode(r#"{"id_token":{"acrs":{"essential":true,"value":"c2"}}}"#),
+                Ok(Some("c2".into())),
+            ),
+            (
+                "values: any one of them",
+                URL_SAFE_NO_PAD.encode(r#"{"access_token":{"acrs":{"values":["c3","c4"]}}}"#),
+                Ok(Some("c3".into())),
+            ),
+            (
+                "a claims challenge without acrs (Entra's CAE) asks for no context",
+                STANDARD.encode(r#"{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}"#),
+                Ok(None),
+            ),
+            (
+                "not base64",
+                "*not base64*".into(),
+                Err(ChallengeError::InvalidClaims("*not base64*".into())),
+            ),
+            (
+                "base64 of no JSON object",
+                STANDARD.encode("[1]"),
+                Err(ChallengeError::InvalidClaims(STANDARD.encode("[1]"))),
+            ),
+        ];
+        for (what, claims, want) in cases {
+            assert_eq!(read(claims), want, "{what}");
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::auth_state::AuthState;
 
 /// The multi-factor class of the OpenID Provider Authentication Policy Extension (PAPE),
@@ -311,8 +313,55 @@ pub struct StepUpRequest {
     /// `max_age` in seconds: how recent the authentication must be.
     pub max_age: Option<u64>,
     /// Microsoft Entra ID: the authentication context to ask for with the `claims`
-    /// parameter (`{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`).
+    /// parameter ([`StepUpRequest::id_token_claims`] for the authorization request; an API's
+    /// [`challenge`](StepUpRequest::challenge) carries it too).
     pub auth_context: Option<String>,
+}
+
+impl StepUpRequest {
+    /// The `claims` parameter (OIDC Core §5.5) for the authorization request of this step-up,
+    /// as JSON; the caller URL-encodes it with the other parameters.
+    ///
+    /// - with an Entra authentication context: `{"id_token":{"acrs":{"essential":true,
+    ///   "value":"c1"}}}`, the only way to ask Entra ID for one (send it always);
+    /// - otherwise, with `acr_values`: the essential `acr` claim, `{"id_token":{"acr":
+    ///   {"essential":true,"values":[…]}}}`, with which a provider fails the request rather
+    ///   than quietly issue a weaker token (§5.5.1.1). Send it only to a provider whose
+    ///   discovery document says `claims_parameter_supported: true`;
+    /// - `None` with neither.
+    ///
+    /// An API's challenge carries the access-token form instead
+    /// ([`StepUpRequest::challenge`]).
+    ///
+    /// ```
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let entra = StepUpRequest { auth_context: Some("c1".into()), ..Default::default() };
+    /// assert_eq!(
+    ///     entra.id_token_claims().unwrap(),
+    ///     r#"{"id_token":{"acrs":{"essential":true,"value":"c1"}}}"#
+    /// );
+    /// let okta = StepUpRequest { acr_values: vec!["urn:okta:loa:2fa:any".into()], ..Default::default() };
+    /// assert_eq!(
+    ///     okta.id_token_claims().unwrap(),
+    ///     r#"{"id_token":{"acr":{"essential":true,"values":["urn:okta:loa:2fa:any"]}}}"#
+    /// );
+    /// assert_eq!(StepUpRequest::default().id_token_claims(), None);
+    /// ```
+    pub fn id_token_claims(&self) -> Option<String> {
+        if let Some(context) = &self.auth_context {
+            return Some(acrs_claims_request("id_token", context).to_string());
+        }
+        (!self.acr_values.is_empty())
+            .then(|| json!({"id_token": {"acr": {"essential": true, "values": self.acr_values}}}).to_string())
+    }
+}
+
+/// An essential `acrs` claim of `value` in the `member` (`id_token` or `access_token`) of an
+/// OIDC Core §5.5 claims request: how Microsoft Entra ID is asked for an authentication
+/// context ("Developer guide to Conditional Access authentication context").
+pub(crate) fn acrs_claims_request(member: &str, value: &str) -> Value {
+    json!({member: {"acrs": {"essential": true, "value": value}}})
 }
 
 /// "acr_values = X Y, authentication context c1, max_age = 600 s".
