@@ -423,17 +423,22 @@ impl StepUpRequest {
     /// Reads the step-up a `WWW-Authenticate` field value asks for (the first RFC 9470
     /// challenge in it), as a client of an API does on a `401`: then start a new
     /// authorization request with these `acr_values` and `max_age`, and retry with the new
-    /// token.
+    /// token. Challenges are read in order and reading stops at the first RFC 9470 one, so a
+    /// malformed challenge *after* it does not matter; one before it does, since the list
+    /// cannot be followed past a syntax error. A response may carry several
+    /// `WWW-Authenticate` field lines (RFC 9110 §11.6.1): read them all with
+    /// [`from_www_authenticate_values`](Self::from_www_authenticate_values).
     ///
     /// # Errors
     ///
-    /// Any [`ChallengeError`] of [`Challenge::parse_all`] or
-    /// [`StepUpRequest::from_challenge`].
+    /// When no RFC 9470 challenge was found: the first [`ChallengeError`] met on the way,
+    /// from the grammar ([`Challenge::parse_all`]) or an RFC 9470 challenge's own values
+    /// ([`StepUpRequest::from_challenge`]).
     ///
     /// ```
     /// use actix_web_stepup::StepUpRequest;
     ///
-    /// let header = r#"Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:example:mfa", max_age=600"#;
+    /// let header = r#"Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:example:mfa", max_age=600, Broken ""#;
     /// let request = StepUpRequest::from_www_authenticate(header).unwrap().unwrap();
     /// assert_eq!(request.acr_values, ["urn:example:mfa"]);
     /// assert_eq!(request.max_age, Some(600));
@@ -441,12 +446,65 @@ impl StepUpRequest {
     /// assert!(StepUpRequest::from_www_authenticate("Bearer error=\"insufficient_user_authentication\", max_age=-1").is_err());
     /// ```
     pub fn from_www_authenticate(header: &str) -> Result<Option<StepUpRequest>, ChallengeError> {
-        for challenge in Challenge::parse_all(header)? {
-            if let Some(request) = Self::from_challenge(&challenge)? {
-                return Ok(Some(request));
+        Self::from_www_authenticate_values([header])
+    }
+
+    /// [`from_www_authenticate`](Self::from_www_authenticate) over every `WWW-Authenticate`
+    /// field line of a response (RFC 9110 §5.3 and §11.6.1: a recipient may get the list of
+    /// challenges in several lines), such as `headers.get_all("www-authenticate")` of
+    /// actix-web's or the `http` crate's `HeaderMap`, or plain strings. Each line is read on
+    /// its own, so a malformed line does not hide an RFC 9470 challenge in another; bytes
+    /// that are not UTF-8 (obs-text) are read like any other.
+    ///
+    /// # Errors
+    ///
+    /// When no line has an RFC 9470 challenge: the first [`ChallengeError`] met.
+    ///
+    /// ```
+    /// use actix_web::http::header::WWW_AUTHENTICATE;
+    /// use actix_web::HttpResponse;
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let res = HttpResponse::Unauthorized()
+    ///     .append_header((WWW_AUTHENTICATE, r#"Broken ""#))
+    ///     .append_header((WWW_AUTHENTICATE, r#"Bearer error="insufficient_user_authentication", max_age=60"#))
+    ///     .finish();
+    /// let request = StepUpRequest::from_www_authenticate_values(res.headers().get_all(WWW_AUTHENTICATE))?;
+    /// assert_eq!(request.unwrap().max_age, Some(60));
+    /// assert_eq!(StepUpRequest::from_www_authenticate_values(["Basic realm=x", "DPoP"])?, None);
+    /// assert!(StepUpRequest::from_www_authenticate_values([r#"Broken ""#]).is_err());
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
+    /// ```
+    pub fn from_www_authenticate_values<I>(values: I) -> Result<Option<StepUpRequest>, ChallengeError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut first_error = None;
+        for value in values {
+            let mut parser = Parser {
+                s: value.as_ref(),
+                pos: 0,
+            };
+            while let Some(next) = parser.next_challenge() {
+                let challenge = match next {
+                    Ok(challenge) => challenge,
+                    Err(e) => {
+                        // The rest of this line cannot be split into challenges.
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                };
+                match Self::from_challenge(&challenge) {
+                    Ok(Some(request)) => return Ok(Some(request)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
         }
-        Ok(None)
+        first_error.map_or(Ok(None), Err)
     }
 }
 
@@ -620,13 +678,17 @@ impl Parser<'_> {
 
     fn challenges(mut self) -> Result<Vec<Challenge>, ChallengeError> {
         let mut out = Vec::new();
-        loop {
-            self.skip_list_separators();
-            if self.at_end() {
-                return Ok(out);
-            }
-            out.push(self.challenge()?);
+        while let Some(challenge) = self.next_challenge() {
+            out.push(challenge?);
         }
+        Ok(out)
+    }
+
+    /// The next challenge of the list, `None` at its end. After an error the position is
+    /// where the grammar broke: the caller stops there.
+    fn next_challenge(&mut self) -> Option<Result<Challenge, ChallengeError>> {
+        self.skip_list_separators();
+        (!self.at_end()).then(|| self.challenge())
     }
 
     /// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, leaving the position at the end
@@ -917,6 +979,66 @@ mod tests {
         for (what, claims, want) in cases {
             assert_eq!(read(claims), want, "{what}");
         }
+    }
+
+    #[test]
+    fn an_rfc_9470_challenge_is_read_before_a_malformed_one_and_from_any_field_line() {
+        const STEP_UP: &str = "Bearer error=insufficient_user_authentication, max_age=5";
+        let found = Ok(Some(StepUpRequest {
+            acr_values: vec![],
+            max_age: Some(5),
+            auth_context: None,
+        }));
+        let line = |s: &str| s.as_bytes().to_vec();
+        let cases: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
+            (
+                "a broken challenge after it",
+                vec![line(&format!("{STEP_UP}, Broken \"x"))],
+                true,
+            ),
+            (
+                "a duplicate parameter in a later challenge",
+                vec![line(&format!("{STEP_UP}, Basic a=1, a=2"))],
+                true,
+            ),
+            (
+                "a broken line before the line with it",
+                vec![line("Broken \"x"), line(STEP_UP)],
+                true,
+            ),
+            (
+                "a line of other challenges first",
+                vec![line("Basic realm=x, DPoP algs=ES256"), line(STEP_UP)],
+                true,
+            ),
+            (
+                "obs-text in an unrelated challenge",
+                vec![[&b"Basic realm=\"caf\xe9\", "[..], STEP_UP.as_bytes()].concat()],
+                true,
+            ),
+            (
+                "a broken challenge before it, in its line: the list cannot be followed",
+                vec![line(&format!("Broken \"x, {STEP_UP}"))],
+                false,
+            ),
+        ];
+        for (what, lines, readable) in cases {
+            let got = StepUpRequest::from_www_authenticate_values(lines);
+            if readable {
+                assert_eq!(got, found, "{what}");
+            } else {
+                assert!(got.is_err(), "{what}: {got:?}");
+            }
+        }
+        assert_eq!(
+            StepUpRequest::from_www_authenticate_values(Vec::<&str>::new()),
+            Ok(None)
+        );
+        assert!(
+            StepUpRequest::from_www_authenticate_values(["Basic realm=x", "Bearer max_age=1, max_age=2"])
+                .is_err(),
+            "nothing found: the error is reported"
+        );
     }
 
     #[test]
