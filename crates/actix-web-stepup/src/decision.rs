@@ -497,6 +497,52 @@ mod tests {
     }
 
     #[test]
+    fn a_role_with_a_space_is_one_role() {
+        let req = Requirement::builder("payroll")
+            .profile(Profile::Custom)
+            .role("HR Team")
+            .build()
+            .unwrap();
+        let member = auth(json!({"sub": "a", "amr": ["mfa"], "roles": ["HR Team", "sales"]}));
+        assert_eq!(
+            evaluate(&member, &req, NOW),
+            Decision::Allow { valid_until: None }
+        );
+        // A roles claim that is one space-separated string lists "HR" and "Team".
+        let split = auth(json!({"sub": "a", "amr": ["mfa"], "roles": "HR Team"}));
+        assert_eq!(
+            evaluate(&split, &req, NOW),
+            Decision::Forbidden {
+                missing_role: "HR Team".into()
+            }
+        );
+        assert_eq!(
+            req.to_string(),
+            "role HR Team and acr one of [http://schemas.openid.net/pape/policies/2007/06/multi-factor] or amr containing “mfa”"
+        );
+    }
+
+    #[test]
+    fn any_of_several_accepted_amr_values_is_strong_enough() {
+        let req = Requirement::builder("x")
+            .accept_any_amr(["mfa", "hwk"])
+            .build()
+            .unwrap();
+        let with = |amr: Value| auth(json!({"sub": "a", "amr": amr}));
+        assert!(evaluate(&with(json!(["hwk"])), &req, NOW).is_allowed());
+        assert!(evaluate(&with(json!(["pwd", "mfa"])), &req, NOW).is_allowed());
+        assert!(!evaluate(&with(json!(["pwd", "otp"])), &req, NOW).is_allowed());
+        assert_eq!(req.to_string(), "amr containing “mfa” or “hwk”");
+        // The single-value method replaces the set, as before.
+        let one = Requirement::builder("x")
+            .accept_any_amr(["mfa", "hwk"])
+            .accept_amr("hwk")
+            .build()
+            .unwrap();
+        assert!(!evaluate(&with(json!(["mfa"])), &one, NOW).is_allowed());
+    }
+
+    #[test]
     fn no_max_age_means_any_age_and_no_expiry() {
         let req = Requirement::builder("x")
             .profile(Profile::Custom)

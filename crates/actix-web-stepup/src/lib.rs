@@ -76,8 +76,9 @@
 //! - **no redirect loop**: a login marked as the answer to a step-up for a requirement
 //!   ([`AuthState::answering_step_up`]) that fell short *on arrival* is refused, not sent
 //!   back to the provider;
-//! - **requirement values that are safe to send**: names and `acr`/`amr` values are plain
-//!   visible ASCII, so they travel in URLs and quoted strings unchanged;
+//! - **requirement values that are safe to send**: names and `acr`/`amr`/auth-context
+//!   values are plain visible ASCII, so they travel in URLs and quoted strings unchanged
+//!   (roles, only ever compared, may hold spaces but no control characters);
 //! - **challenge syntax**: a [`Challenge`] can only be built valid (scheme and parameter
 //!   names RFC 9110 tokens, each name once, a token68 or parameters, values quoted with
 //!   escapes and without control characters), so what it writes is one well-formed

@@ -51,7 +51,7 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(salary.name(), "salary");
-/// assert_eq!(salary.accept_amr(), Some("mfa"));
+/// assert_eq!(salary.accept_amr(), ["mfa"]);
 /// assert_eq!(
 ///     salary.to_string(),
 ///     "role hr and acr one of [http://schemas.openid.net/pape/policies/2007/06/multi-factor] \
@@ -63,7 +63,7 @@ pub struct Requirement {
     name: String,
     acr_values: Vec<String>,
     also_accept_acr: Vec<String>,
-    accept_amr: Option<String>,
+    accept_amr: Vec<String>,
     auth_context: Option<String>,
     max_age: Option<Duration>,
     roles: Vec<String>,
@@ -86,7 +86,7 @@ impl Requirement {
             name: name.into(),
             acr_values: Vec::new(),
             also_accept_acr: Vec::new(),
-            accept_amr: None,
+            accept_amr: Vec::new(),
             auth_context: None,
             max_age: None,
             roles: Vec::new(),
@@ -129,15 +129,18 @@ impl Requirement {
         &self.also_accept_acr
     }
 
-    /// The `amr` value (RFC 8176 §2) whose presence also satisfies the requirement.
+    /// The `amr` values (RFC 8176 §2) any one of which, present in the login's `amr`, also
+    /// satisfies the requirement; empty when `acr` (or `acrs`) alone decides.
     ///
     /// ```
     /// # use actix_web_stepup::{Profile, Requirement};
     /// let r = Requirement::builder("x").profile(Profile::Keycloak).build().unwrap();
-    /// assert_eq!(r.accept_amr(), None, "Keycloak: acr alone decides");
+    /// assert!(r.accept_amr().is_empty(), "Keycloak: acr alone decides");
+    /// let r = Requirement::builder("x").accept_any_amr(["mfa", "hwk"]).build().unwrap();
+    /// assert_eq!(r.accept_amr(), ["mfa", "hwk"]);
     /// ```
-    pub fn accept_amr(&self) -> Option<&str> {
-        self.accept_amr.as_deref()
+    pub fn accept_amr(&self) -> &[String] {
+        &self.accept_amr
     }
 
     /// Microsoft Entra ID's authentication context id: requested with the `claims` parameter
@@ -231,12 +234,12 @@ impl Requirement {
             .auth_context
             .as_ref()
             .is_some_and(|ctx| auth.acrs.contains(ctx));
-        // amr: the accepted method must be *present* (RFC 8176 §2: "mfa" = multiple factors).
+        // amr: an accepted method must be *present* (RFC 8176 §2: "mfa" = multiple factors).
         // A well-known sample of this check is inverted and refuses tokens whose amr has mfa.
         let amr_ok = self
             .accept_amr
-            .as_ref()
-            .is_some_and(|want| auth.amr.iter().any(|m| m == want));
+            .iter()
+            .any(|want| auth.amr.iter().any(|m| m == want));
         acr_ok || acrs_ok || amr_ok
     }
 
@@ -279,8 +282,9 @@ impl fmt::Display for Requirement {
         if let Some(context) = &self.auth_context {
             ways.push(format!("acrs containing the authentication context “{context}”"));
         }
-        if let Some(amr) = &self.accept_amr {
-            ways.push(format!("amr containing “{amr}”"));
+        if !self.accept_amr.is_empty() {
+            let any: Vec<String> = self.accept_amr.iter().map(|m| format!("“{m}”")).collect();
+            ways.push(format!("amr containing {}", any.join(" or ")));
         }
         if !self.roles.is_empty() {
             write!(f, "role {} and ", self.roles.join(", "))?;
@@ -396,7 +400,7 @@ impl fmt::Display for StepUpRequest {
 ///     .profile(Profile::Okta) // replaces the amr set above
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(r.accept_amr(), Some("mfa"));
+/// assert_eq!(r.accept_amr(), ["mfa"]);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -404,7 +408,7 @@ pub struct RequirementBuilder {
     name: String,
     acr_values: Vec<String>,
     also_accept_acr: Vec<String>,
-    accept_amr: Option<String>,
+    accept_amr: Vec<String>,
     auth_context: Option<String>,
     max_age: Option<Duration>,
     roles: Vec<String>,
@@ -424,7 +428,7 @@ impl RequirementBuilder {
         let preset = profile.preset();
         self.acr_values = owned(preset.acr_values);
         self.also_accept_acr = owned(preset.also_accept_acr);
-        self.accept_amr = preset.accept_amr.map(str::to_owned);
+        self.accept_amr = owned(preset.accept_amr);
         self.auth_context = preset.auth_context.map(str::to_owned);
         self
     }
@@ -465,15 +469,35 @@ impl RequirementBuilder {
         self
     }
 
-    /// Accepts a login whose `amr` contains `method` (RFC 8176 §2, e.g. `mfa`, `hwk`).
+    /// Accepts a login whose `amr` contains `method` (RFC 8176 §2, e.g. `mfa`, `hwk`), in
+    /// place of the `amr` values accepted so far.
     ///
     /// ```
     /// # use actix_web_stepup::Requirement;
     /// let r = Requirement::builder("x").accept_amr("hwk").build().unwrap();
-    /// assert_eq!(r.accept_amr(), Some("hwk"));
+    /// assert_eq!(r.accept_amr(), ["hwk"]);
     /// ```
     pub fn accept_amr(mut self, method: impl Into<String>) -> Self {
-        self.accept_amr = Some(method.into());
+        self.accept_amr = vec![method.into()];
+        self
+    }
+
+    /// Accepts a login whose `amr` contains any one of `methods` ("`mfa` or `hwk`"), in place
+    /// of the `amr` values accepted so far. No methods at all is [`acr_only`](Self::acr_only).
+    ///
+    /// ```
+    /// # use actix_web_stepup::{AuthState, Requirement};
+    /// let r = Requirement::builder("x").accept_any_amr(["mfa", "hwk"]).build().unwrap();
+    /// let mut login = AuthState::new("alice", 0);
+    /// login.amr = vec!["hwk".into()];
+    /// assert!(r.is_strong(&login), "a hardware key alone is enough here");
+    /// ```
+    pub fn accept_any_amr<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.accept_amr = methods.into_iter().map(Into::into).collect();
         self
     }
 
@@ -482,10 +506,10 @@ impl RequirementBuilder {
     /// ```
     /// # use actix_web_stepup::{Profile, Requirement};
     /// let r = Requirement::builder("x").profile(Profile::Auth0).acr_only().build().unwrap();
-    /// assert_eq!(r.accept_amr(), None);
+    /// assert!(r.accept_amr().is_empty());
     /// ```
     pub fn acr_only(mut self) -> Self {
-        self.accept_amr = None;
+        self.accept_amr.clear();
         self
     }
 
@@ -561,9 +585,12 @@ impl RequirementBuilder {
     ///
     /// - [`RequirementError::InvalidName`]: the name is empty, longer than 64 characters or
     ///   has characters other than `A-Z a-z 0-9 - _ .`;
-    /// - [`RequirementError::InvalidValue`]: an `acr`, `amr`, auth-context or role value is
-    ///   empty or has a character outside visible ASCII, a space, `"` or `\` (the values are
-    ///   sent space-separated and inside quoted strings, RFC 9470 §3);
+    /// - [`RequirementError::InvalidValue`]: an `acr`, `amr` or auth-context value is empty
+    ///   or has a character outside visible ASCII, a space, `"` or `\` (they are sent
+    ///   space-separated and inside quoted strings, RFC 9470 §3); or a role is empty, has a
+    ///   control character or starts or ends with whitespace. Roles are only compared, never
+    ///   sent, so `HR Team` is fine (a roles claim that is one space-separated string cannot
+    ///   carry it, an array can).
     /// - [`RequirementError::NoStrength`]: nothing would ever satisfy it (no `acr`, `amr` or
     ///   auth context accepted). An empty setting must not silently mean "any login".
     ///
@@ -574,6 +601,8 @@ impl RequirementBuilder {
     /// assert_eq!(err, RequirementError::NoStrength("salary".into()));
     /// let err = Requirement::builder("x").acr_values(["a\"b"]).build().unwrap_err();
     /// assert!(matches!(err, RequirementError::InvalidValue { .. }));
+    /// assert!(Requirement::builder("x").accept_amr("mfa").role("HR Team").build().is_ok());
+    /// assert!(Requirement::builder("x").accept_amr("mfa").role("hr\n").build().is_err());
     /// ```
     pub fn build(self) -> Result<Requirement, RequirementError> {
         let name_ok = !self.name.is_empty()
@@ -594,10 +623,14 @@ impl RequirementBuilder {
             .chain(self.auth_context.iter().map(|v| ("auth context", v)))
             .chain(self.roles.iter().map(|v| ("role", v)));
         for (what, value) in values {
-            let ok = !value.is_empty()
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            let ok = if what == "role" {
+                !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
+            } else {
+                !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            };
             if !ok {
                 return Err(RequirementError::InvalidValue {
                     what,
@@ -607,7 +640,7 @@ impl RequirementBuilder {
         }
         if self.acr_values.is_empty()
             && self.also_accept_acr.is_empty()
-            && self.accept_amr.is_none()
+            && self.accept_amr.is_empty()
             && self.auth_context.is_none()
         {
             return Err(RequirementError::NoStrength(self.name));
@@ -660,6 +693,10 @@ impl fmt::Display for RequirementError {
             RequirementError::InvalidName(name) => write!(
                 f,
                 "requirement name {name:?} must be 1 to 64 characters of A-Z a-z 0-9 - _ ."
+            ),
+            RequirementError::InvalidValue { what: "role", value } => write!(
+                f,
+                "role {value:?} must be non-empty, without control characters or surrounding spaces"
             ),
             RequirementError::InvalidValue { what, value } => write!(
                 f,
@@ -717,7 +754,7 @@ pub enum Profile {
 struct Preset {
     acr_values: &'static [&'static str],
     also_accept_acr: &'static [&'static str],
-    accept_amr: Option<&'static str>,
+    accept_amr: &'static [&'static str],
     auth_context: Option<&'static str>,
 }
 
@@ -727,25 +764,25 @@ impl Profile {
             Profile::Auth0 | Profile::Custom => Preset {
                 acr_values: &[PAPE_MULTI_FACTOR],
                 also_accept_acr: &[],
-                accept_amr: Some("mfa"),
+                accept_amr: &["mfa"],
                 auth_context: None,
             },
             Profile::Okta => Preset {
                 acr_values: &["urn:okta:loa:2fa:any"],
                 also_accept_acr: &["phr", "phrh"],
-                accept_amr: Some("mfa"),
+                accept_amr: &["mfa"],
                 auth_context: None,
             },
             Profile::Keycloak => Preset {
                 acr_values: &["gold"],
                 also_accept_acr: &["2"],
-                accept_amr: None,
+                accept_amr: &[],
                 auth_context: None,
             },
             Profile::Entra => Preset {
                 acr_values: &[],
                 also_accept_acr: &[],
-                accept_amr: None,
+                accept_amr: &[],
                 auth_context: Some("c1"),
             },
         }
