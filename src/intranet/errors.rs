@@ -174,6 +174,7 @@ impl AppError {
                             Shortfall::Stale => "was older than this page allows",
                             Shortfall::MissingAuthTime => "did not say when it happened",
                             Shortfall::FutureAuthTime => "claimed to happen in the future",
+                            _ => "did not meet this page's requirement",
                         }
                     ),
                 );

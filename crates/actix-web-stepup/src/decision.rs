@@ -6,7 +6,9 @@ use std::fmt;
 use crate::auth_state::AuthState;
 use crate::requirement::{Requirement, StepUpRequest};
 
-/// Why a login does not satisfy a requirement.
+/// Why a login does not satisfy a requirement. `#[non_exhaustive]`, like the crate's other
+/// reasons and errors: a later version may tell more reasons apart, so a `match` on it needs a
+/// wildcard arm (a message for "another shortfall" is harmless; compare [`Decision`]).
 ///
 /// ```
 /// use actix_web_stepup::Shortfall;
@@ -14,6 +16,7 @@ use crate::requirement::{Requirement, StepUpRequest};
 /// assert_eq!(Shortfall::Stale.to_string(), "too old");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Shortfall {
     /// Neither an accepted `acr`, nor the `acrs` context, nor the accepted `amr`.
     WeakAuthentication,
@@ -41,6 +44,10 @@ impl fmt::Display for Shortfall {
 }
 
 /// The verdict of [`evaluate`]. A guard must act on it.
+///
+/// Deliberately *not* `#[non_exhaustive]`, unlike [`Shortfall`] and the crate's errors: a
+/// new kind of verdict would be a breaking change, so that every guard decides what it means
+/// instead of letting it fall into a wildcard arm that might allow.
 ///
 /// ```
 /// use actix_web_stepup::{Decision, Shortfall, StepUpRequest};
