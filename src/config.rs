@@ -123,6 +123,12 @@ pub struct Settings {
     /// Ask every login for the second factor unless the browser is remembered.
     #[arg(long, env = "IDP_MFA_AT_LOGIN", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub idp_mfa_at_login: bool,
+    /// How long a Fabrikam ID session lasts from its password sign-in, whatever the activity.
+    #[arg(long, env = "IDP_SESSION_LIFETIME_SECS", default_value_t = 12 * 3600, global = true)]
+    pub idp_session_lifetime_secs: u64,
+    /// How long a Fabrikam ID session lasts without a request to Fabrikam ID.
+    #[arg(long, env = "IDP_SESSION_IDLE_SECS", default_value_t = 30 * 60, global = true)]
+    pub idp_session_idle_secs: u64,
     /// A PKCS#8 PEM file with Fabrikam ID's P-256 key for ES256 (default: generated at start).
     #[arg(long, env = "IDP_SIGNING_KEY", global = true)]
     pub idp_signing_key: Option<PathBuf>,
@@ -316,6 +322,10 @@ mod tests {
         assert_eq!(s.api_audience, "fabrikam-api");
         assert_eq!(s.roles_claim, "roles");
         assert!(!s.idp_mfa_at_login);
+        assert_eq!(
+            (s.idp_session_lifetime_secs, s.idp_session_idle_secs),
+            (43_200, 1_800)
+        );
         assert!(!s.test_control);
     }
 

@@ -123,6 +123,13 @@ pub async fn request_log(
     res
 }
 
+/// A route for GET and HEAD alike: RFC 9110 §9.3.2 asks that HEAD answer wherever GET does,
+/// with the same status and headers and no body (actix-web leaves the body out for HEAD).
+pub fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    actix_web::web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 /// The stylesheets, compiled into the binary so it runs from any directory.
 pub fn stylesheet(name: &str) -> Option<&'static str> {
     match name {

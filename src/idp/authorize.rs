@@ -1,12 +1,13 @@
-//! `/authorize` (OIDC Core §3.1.2): validates the request, keeps it server-side while the
-//! person signs in, and answers the client with a code or an error once the decision allows.
+//! `/authorize` (OIDC Core §3.1.2): validates the request, keeps it in the browser's encrypted
+//! sign-in cookie while the person signs in (nothing is stored for an anonymous request), and
+//! answers the client with a code or an error once the decision allows.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::errors::PageError;
 use super::protocol::{self, Context, Decision, Rejection};
-use super::session::{IdpSession, REMEMBER_COOKIE};
+use super::session::{IdpSession, PendingSignIn, REMEMBER_COOKIE};
 use super::state::{CODE_TTL_SECS, CodeGrant, Idp};
 use super::views::{redirect_error, redirect_to, see};
 
@@ -79,24 +80,36 @@ fn start(
         }
     };
     // A new request replaces any sign-in this browser left half-way.
-    if let Some(old) = session.pending_id() {
-        idp.take_pending(&old);
-    }
-    let id = idp.add_pending(request);
-    session.set_pending_id(&id)?;
-    resume(req, idp, session, status)
+    resume(
+        req,
+        idp,
+        session,
+        PendingSignIn::new(request, idp.clock.real()),
+        status,
+    )
 }
 
-/// Moves the pending sign-in on: to a login page, or back to the client with a code or an
-/// error. Called by `/authorize` and after each login page succeeds.
+/// Resumes the browser's pending sign-in once a login page succeeded.
+pub fn resume_pending(
+    req: &HttpRequest,
+    idp: &web::Data<Idp>,
+    session: &IdpSession,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let pending = session.pending().ok_or_else(PageError::no_pending_request)?;
+    resume(req, idp, session, pending, status)
+}
+
+/// Moves `pending` on: to a login page (keeping it in the browser), or back to the client
+/// with a code or an error (taking it out: the request is finished and cannot be resumed
+/// again, kanidm's guard against loops).
 pub fn resume(
     req: &HttpRequest,
     idp: &Idp,
     session: &IdpSession,
+    pending: PendingSignIn,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let id = session.pending_id().ok_or_else(PageError::no_pending_request)?;
-    let pending = idp.pending(&id).ok_or_else(PageError::no_pending_request)?;
     // A user removed from the directory (test control) is signed in no more.
     let auth = session.auth().filter(|a| idp.directory.user(&a.user).is_some());
     let remembered = match (&auth, req.cookie(REMEMBER_COOKIE)) {
@@ -108,46 +121,42 @@ pub fn resume(
         mfa_at_login: idp.mfa_at_login,
         remembered,
     };
+    let progress = session.progress(&pending.id);
     let request = &pending.request;
-    match protocol::decide(&request.requirements, auth.as_ref(), pending.progress, ctx) {
-        Decision::PromptPassword => Ok(see(&idp.links.login, status)),
+    let decision = protocol::decide(&request.requirements, auth.as_ref(), progress, ctx);
+    let page = match decision {
+        Decision::PromptPassword => &idp.links.login,
         Decision::PromptSecondFactor => {
             let user = auth.map(|a| a.user).unwrap_or_default();
-            let page = if idp.directory.has_totp(&user) {
+            if idp.directory.has_totp(&user) {
                 &idp.links.mfa
             } else {
                 &idp.links.enroll
-            };
-            Ok(see(page, status))
+            }
         }
         Decision::Fail(failure) => {
-            // Taken out: this request is finished and cannot be resumed again.
-            idp.take_pending(&id);
-            session.clear_pending_id();
+            session.clear_pending();
             tracing::info!(
                 error = failure.error(),
                 ?failure,
                 "authorize request ended with an error"
             );
-            Ok(redirect_error(
+            return Ok(redirect_error(
                 &request.redirect_uri,
                 request.state.as_deref(),
                 failure.error(),
                 failure.description(),
                 status,
-            ))
+            ));
         }
         Decision::Issue => {
-            let Some(pending) = idp.take_pending(&id) else {
-                return Err(PageError::no_pending_request());
-            };
-            session.clear_pending_id();
-            let request = pending.request;
+            session.clear_pending();
             let Some(auth) = auth else {
                 return Err(PageError::no_pending_request());
             };
+            let request = pending.request;
             let code = idp.issue_code(CodeGrant {
-                client_id: request.client_id,
+                client_id: request.client_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
                 code_challenge: request.code_challenge,
                 nonce: request.nonce,
@@ -157,11 +166,24 @@ pub fn resume(
                 sid: auth.sid.clone(),
                 expires_at: ctx.now + CODE_TTL_SECS,
             });
+            // Back-Channel Logout 1.0 §2.3: remember which clients this session served.
+            session.add_client(&request.client_id);
             let mut pairs = vec![("code", code.as_str())];
             if let Some(state) = request.state.as_deref() {
                 pairs.push(("state", state));
             }
-            Ok(redirect_to(&request.redirect_uri, &pairs, status))
+            return Ok(redirect_to(&request.redirect_uri, &pairs, status));
         }
+    };
+    if session.set_pending(pending.clone()).is_err() {
+        tracing::info!("authorize request too large to keep while the person signs in");
+        return Ok(redirect_error(
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "invalid_request",
+            "the request is too large for Fabrikam ID to keep while the user signs in",
+            status,
+        ));
     }
+    Ok(see(page, status))
 }

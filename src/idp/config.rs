@@ -95,9 +95,14 @@ pub struct ClientRegistration {
     /// The ID tokens' `alg`; RS256 when not registered (Dynamic Client Registration §2).
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
-    /// Back-Channel Logout 1.0 §2.2. Recorded and validated; logout tokens are not sent yet.
+    /// Back-Channel Logout 1.0 §2.2: where Fabrikam ID posts a logout token when a provider
+    /// session in which this client received a code ends.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// Back-Channel Logout 1.0 §2.2: the client needs `sid` in logout tokens. Fabrikam ID
+    /// always sends both `sid` and `sub`, so this only records the client's wish.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl std::fmt::Debug for ClientRegistration {
@@ -128,6 +133,7 @@ impl ClientRegistration {
             post_logout_redirect_uris: Vec::new(),
             id_token_signed_response_alg: SigningAlg::RS256,
             backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 
@@ -141,13 +147,19 @@ impl ClientRegistration {
     }
 
     /// The intranet as a client: redirect URI `<public>/callback`; post-logout URIs
-    /// `<public>/` and `<public>` (SDKs send either spelling).
+    /// `<public>/` and `<public>` (SDKs send either spelling); back-channel logout URI
+    /// `<public>/backchannel-logout`, with `sid` required.
     pub fn for_intranet(client_id: &str, client_secret: SecretString, public_url: &Url) -> Self {
         let base = with_trailing_slash(public_url);
         let callback = base.join("callback").expect("callback is a relative URL");
         let mut client = Self::confidential(client_id, "", [callback.as_str()]);
         client.client_secret = Some(client_secret);
         client.client_name = Some("Fabrikam intranet".into());
+        let backchannel = base
+            .join("backchannel-logout")
+            .expect("backchannel-logout is a relative URL");
+        client.backchannel_logout_uri = Some(backchannel.into());
+        client.backchannel_logout_session_required = true;
         let slash = base.to_string();
         client.post_logout_redirect_uris = vec![slash.clone(), slash.trim_end_matches('/').to_owned()];
         client
@@ -165,6 +177,12 @@ impl ClientRegistration {
 
     pub fn with_name(mut self, name: &str) -> Self {
         self.client_name = Some(name.to_owned());
+        self
+    }
+
+    /// Registers `uri` for back-channel logout (Back-Channel Logout 1.0 §2.2).
+    pub fn with_backchannel_logout_uri(mut self, uri: &str) -> Self {
+        self.backchannel_logout_uri = Some(uri.to_owned());
         self
     }
 
@@ -236,8 +254,15 @@ impl ClientRegistration {
         for (i, uri) in self.post_logout_redirect_uris.iter().enumerate() {
             check_uri(uri).or_else(|p| field(&format!("post_logout_redirect_uris[{i}]"), p))?;
         }
-        if let Some(uri) = &self.backchannel_logout_uri {
-            check_uri(uri).or_else(|p| field("backchannel_logout_uri", p))?;
+        match &self.backchannel_logout_uri {
+            Some(uri) => check_uri(uri).or_else(|p| field("backchannel_logout_uri", p))?,
+            None if self.backchannel_logout_session_required => {
+                return field(
+                    "backchannel_logout_session_required",
+                    "needs a backchannel_logout_uri".into(),
+                );
+            }
+            None => {}
         }
         Ok(())
     }
@@ -370,8 +395,11 @@ impl UserSpec {
             (Some(_), Some(_)) => return field("password", "give password or password_hash, not both"),
             (None, None) => return field("password", "is missing (or give password_hash)"),
             (Some(p), None) if p.expose_secret().is_empty() => return field("password", "is empty"),
-            (None, Some(hash)) if argon2::PasswordHash::new(hash).is_err() => {
-                return field("password_hash", "is not an argon2 PHC string ($argon2id$...)");
+            (None, Some(hash)) if super::passwords::check_phc(hash).is_err() => {
+                return field(
+                    "password_hash",
+                    "is not an argon2 PHC string ($argon2id$...) with at most 64 MiB of memory",
+                );
             }
             _ => {}
         }
@@ -459,6 +487,51 @@ pub struct IdpConfig {
     pub rsa_signing_key: KeySource,
     /// Where the clients and users came from, for error messages (`IDP_CONFIG`'s path).
     pub origin: Option<String>,
+    /// `IDP_SESSION_LIFETIME_SECS`: how long a provider session lasts from its password
+    /// sign-in, whatever the activity (default 12 h; see [`super::sessions`]).
+    pub session_lifetime_secs: u64,
+    /// `IDP_SESSION_IDLE_SECS`: how long a provider session lasts without a request (default
+    /// 30 min).
+    pub session_idle_secs: u64,
+    /// Caps on the provider's tables.
+    pub limits: IdpLimits,
+}
+
+// Provider sessions (`sessions.rs` enforces them; they live here, with the settings that
+// override them, so the configuration depends on no server-side table).
+/// The default absolute lifetime of a session: 12 hours.
+pub const DEFAULT_LIFETIME_SECS: u64 = 12 * 3600;
+/// The default idle timeout of a session: 30 minutes.
+pub const DEFAULT_IDLE_SECS: u64 = 30 * 60;
+/// The longest either may be configured: 30 days (NIST SP 800-63B-4's AAL1 bound).
+pub const MAX_CONFIGURED_SECS: u64 = 30 * 24 * 3600;
+/// Sessions in all.
+pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions per user (browsers signed in at once).
+pub const MAX_SESSIONS_PER_USER: usize = 100;
+
+/// Caps on Fabrikam ID's server-side tables. The defaults are the values a real deployment
+/// runs with; tests of floods lower them to reach a cap in a few requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdpLimits {
+    /// Provider sessions in all ([`MAX_SESSIONS`]); a new one beyond it ends
+    /// the least recently used.
+    pub max_sessions: usize,
+    /// Provider sessions per user ([`MAX_SESSIONS_PER_USER`]).
+    pub max_sessions_per_user: usize,
+    /// User names the password throttle keeps records for
+    /// ([`super::throttle::MAX_THROTTLED_NAMES`]); when all are live, new names are refused.
+    pub max_throttled_names: usize,
+}
+
+impl Default for IdpLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: MAX_SESSIONS,
+            max_sessions_per_user: MAX_SESSIONS_PER_USER,
+            max_throttled_names: super::throttle::MAX_THROTTLED_NAMES,
+        }
+    }
 }
 
 impl IdpConfig {
@@ -474,6 +547,9 @@ impl IdpConfig {
             signing_key: KeySource::Generate,
             rsa_signing_key: KeySource::Generate,
             origin: None,
+            session_lifetime_secs: DEFAULT_LIFETIME_SECS,
+            session_idle_secs: DEFAULT_IDLE_SECS,
+            limits: IdpLimits::default(),
         }
     }
 
@@ -502,6 +578,8 @@ impl IdpConfig {
             .idp_rsa_signing_key
             .clone()
             .map_or(KeySource::Generate, KeySource::File);
+        config.session_lifetime_secs = s.idp_session_lifetime_secs;
+        config.session_idle_secs = s.idp_session_idle_secs;
         if let Some(path) = &s.idp_config {
             ConfigFile::load(path)?.apply(&mut config, &path.display().to_string());
         }
@@ -533,6 +611,28 @@ impl IdpConfig {
             field,
             problem,
         };
+        let max = MAX_CONFIGURED_SECS;
+        for (name, flag, value) in [
+            (
+                "IDP_SESSION_LIFETIME_SECS",
+                "--idp-session-lifetime-secs",
+                self.session_lifetime_secs,
+            ),
+            (
+                "IDP_SESSION_IDLE_SECS",
+                "--idp-session-idle-secs",
+                self.session_idle_secs,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError {
+                    origin: "the settings".into(),
+                    entry: format!("{name} ({flag})"),
+                    field: "value".into(),
+                    problem: format!("{value} is not between 1 and {max} seconds (30 days)"),
+                });
+            }
+        }
         if self.clients.is_empty() {
             return Err(error(
                 "clients".into(),
@@ -731,6 +831,10 @@ mod tests {
             ["http://127.0.0.1:8080/", "http://127.0.0.1:8080"]
         );
         assert_eq!(c.id_token_signed_response_alg, SigningAlg::RS256);
+        assert_eq!(
+            c.backchannel_logout_uri.as_deref(),
+            Some("http://127.0.0.1:8080/backchannel-logout")
+        );
         let app = ClientRegistration::for_intranet(
             "c",
             SecretString::from("s"),
@@ -780,6 +884,18 @@ mod tests {
                     ..ClientRegistration::public("a", ["http://a/cb"])
                 },
                 "client_secret",
+            ),
+            (
+                ClientRegistration::confidential("a", "s", ["http://a/cb"])
+                    .with_backchannel_logout_uri("/bc"),
+                "backchannel_logout_uri",
+            ),
+            (
+                ClientRegistration {
+                    backchannel_logout_session_required: true,
+                    ..ClientRegistration::confidential("a", "s", ["http://a/cb"])
+                },
+                "backchannel_logout_session_required",
             ),
         ];
         for (client, expected) in cases {
@@ -847,6 +963,26 @@ mod tests {
         )
         .validate()
         .unwrap();
+    }
+
+    #[test]
+    fn session_times_outside_one_second_to_thirty_days_are_refused() {
+        let mut c = config(vec![client()], vec![]);
+        c.session_idle_secs = 0;
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the settings: IDP_SESSION_IDLE_SECS (--idp-session-idle-secs): value: 0 is not between 1 \
+             and 2592000 seconds (30 days)"
+        );
+        c.session_idle_secs = 1;
+        c.session_lifetime_secs = 31 * 24 * 3600;
+        assert_eq!(
+            c.validate().unwrap_err().entry,
+            "IDP_SESSION_LIFETIME_SECS (--idp-session-lifetime-secs)"
+        );
+        c.session_lifetime_secs = 30 * 24 * 3600;
+        c.validate().unwrap();
     }
 
     #[test]

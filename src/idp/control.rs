@@ -1,5 +1,5 @@
-//! Test control's state: the recorded authorization requests and the deviations waiting for
-//! the next `/authorize` or `/token`, each either for any client or scoped to one `client_id`
+//! Test control's state: the recorded authorization requests, the back-channel logout tokens
+//! sent, and the deviations waiting for the next `/authorize` or `/token`, each either for any client or scoped to one `client_id`
 //! (so suites testing different applications against one provider do not take each other's).
 //! The HTTP API over it is the `test_control` module, one layer up.
 
@@ -13,6 +13,28 @@ use super::keys::SignatureMode;
 
 /// How many authorization requests are kept.
 pub const KEPT_REQUESTS: usize = 50;
+/// How many back-channel logouts are kept.
+pub const KEPT_LOGOUTS: usize = 50;
+
+/// A back-channel logout Fabrikam ID sent (or is sending): what test control shows, so a
+/// relying party's suite can check what its receiver was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackchannelLogout {
+    pub client_id: String,
+    /// The client's `backchannel_logout_uri`, where the token was posted.
+    pub uri: String,
+    /// The logout token itself (test control only: it never appears in a log).
+    pub logout_token: String,
+    pub jti: String,
+    pub sub: String,
+    pub sid: String,
+    /// When it was sent (Unix seconds, the provider's clock, as its `iat`).
+    pub sent_at: i64,
+    /// The receiver's HTTP status, once it answered.
+    pub status: Option<u16>,
+    /// Why it was not delivered (a timeout, a refused connection), once that is known.
+    pub error: Option<String>,
+}
 
 /// Deviations for the next `/authorize` (`ignore_acr_values`) and the next successful `/token`
 /// (claims, signature, access-token `typ`): the body of `PUT /test-control/next-token`. Each
@@ -77,6 +99,7 @@ pub struct TestControl {
     any: NextToken,
     /// Per `client_id`; these win over `any` for their client.
     scoped: HashMap<String, NextToken>,
+    logouts: VecDeque<BackchannelLogout>,
 }
 
 impl TestControl {
@@ -97,6 +120,31 @@ impl TestControl {
         self.requests
             .iter()
             .filter(|p| client_id.is_none_or(|c| p.get("client_id").and_then(Value::as_str) == Some(c)))
+            .cloned()
+            .collect()
+    }
+
+    /// Records a back-channel logout being sent (the last 50 are kept).
+    pub fn record_logout(&mut self, logout: BackchannelLogout) {
+        self.logouts.push_back(logout);
+        while self.logouts.len() > KEPT_LOGOUTS {
+            self.logouts.pop_front();
+        }
+    }
+
+    /// Records the outcome of the logout whose token has `jti`.
+    pub fn logout_done(&mut self, jti: &str, status: Option<u16>, error: Option<String>) {
+        if let Some(logout) = self.logouts.iter_mut().find(|l| l.jti == jti) {
+            logout.status = status;
+            logout.error = error;
+        }
+    }
+
+    /// The back-channel logouts sent, oldest first; only `client_id`'s if given.
+    pub fn logouts(&self, client_id: Option<&str>) -> Vec<BackchannelLogout> {
+        self.logouts
+            .iter()
+            .filter(|l| client_id.is_none_or(|c| l.client_id == c))
             .cloned()
             .collect()
     }

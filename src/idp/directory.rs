@@ -6,24 +6,17 @@
 //! Times are Unix seconds of the real clock ([`super::clock::Clock::real`]), passed in by the
 //! caller: TOTP codes and throttles follow the wall clock, never the test-control offset.
 //!
-//! Password guesses are throttled per user name, known or not (`PasswordThrottle`, OWASP
-//! Authentication cheat sheet, "Protect against automated attacks"): after
-//! [`MAX_PASSWORD_FAILURES`] consecutive failures each further failure delays the next attempt
-//! for that name, 30 s doubling up to 15 min, and attempts inside the delay are refused
-//! before any argon2 work. Delays rather than a lockout: nobody can lock a victim out for
-//! longer than the current delay, and the right password after it resets everything.
+//! Password guesses are throttled in [`super::throttle`]; the directory only holds the hashes.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use totp_rs::{Builder, Secret, Totp};
 
 use super::config::{UserSpec, present};
+use super::passwords::Argon2Pool;
 
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "Fabrikam ID";
@@ -33,16 +26,6 @@ pub const MAX_CODE_FAILURES: u32 = 5;
 /// The first lock; each further lock doubles it, up to [`MAX_LOCK_SECS`].
 pub const FIRST_LOCK_SECS: i64 = 60;
 pub const MAX_LOCK_SECS: i64 = 15 * 60;
-
-/// Consecutive failed passwords for one user name after which its attempts are delayed.
-pub const MAX_PASSWORD_FAILURES: u32 = 5;
-/// The delay after the [`MAX_PASSWORD_FAILURES`]th failure; each further failure doubles it,
-/// up to [`MAX_PASSWORD_DELAY_SECS`].
-pub const FIRST_PASSWORD_DELAY_SECS: i64 = 30;
-pub const MAX_PASSWORD_DELAY_SECS: i64 = 15 * 60;
-/// User names whose failures are remembered; beyond it the least recently tried is forgotten,
-/// so guesses at random names cannot grow the table without bound (OWASP API4:2023).
-pub const MAX_THROTTLED_NAMES: usize = 10_000;
 
 /// A person in the directory, as the tokens describe them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,122 +81,6 @@ impl Throttle {
     }
 }
 
-/// A user name's key in the password throttle: SHA-256 of the name, so a table of
-/// [`MAX_THROTTLED_NAMES`] costs the same whatever length of names is posted.
-type NameKey = [u8; 32];
-
-fn name_key(username: &str) -> NameKey {
-    use sha2::Digest;
-    sha2::Sha256::digest(username.as_bytes()).into()
-}
-
-/// One user name's consecutive failed passwords and the delay they earned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NameFailures {
-    failures: u32,
-    delayed_until: i64,
-    /// The last attempt's place in [`PasswordThrottle::order`].
-    touched: u64,
-}
-
-/// Failed passwords per user name, known or unknown alike, so refusals reveal nothing about
-/// which names exist. An attempt counts as failed when it is admitted, before the hash is
-/// checked, and a success wipes the name's record: concurrent guesses cannot slip past the
-/// count while their hashes run. Times are Unix seconds on the real clock, like the TOTP's.
-struct PasswordThrottle {
-    names: HashMap<NameKey, NameFailures>,
-    /// (touched, name) oldest attempt first. A name tried again leaves its older pair behind;
-    /// such stale pairs are skipped on eviction and dropped when they outnumber the cap.
-    order: VecDeque<(u64, NameKey)>,
-    touches: u64,
-    cap: usize,
-}
-
-impl PasswordThrottle {
-    fn new(cap: usize) -> Self {
-        Self {
-            names: HashMap::new(),
-            order: VecDeque::new(),
-            touches: 0,
-            cap: cap.max(1),
-        }
-    }
-
-    /// Seconds left of the name's delay, if any.
-    fn delayed_for(&self, key: &NameKey, now: i64) -> Option<i64> {
-        let until = self.names.get(key)?.delayed_until;
-        (until > now).then(|| until - now)
-    }
-
-    /// Admits an attempt and counts it as a failure, or refuses it with the seconds left of
-    /// the name's delay. From the [`MAX_PASSWORD_FAILURES`]th failure on, each one starts a
-    /// delay twice as long as the last. A refused attempt keeps the name recent, so a name
-    /// under attack is the last to be forgotten.
-    fn admit(&mut self, key: NameKey, now: i64) -> Result<(), i64> {
-        self.touches += 1;
-        let touched = self.touches;
-        let entry = self.names.entry(key).or_insert(NameFailures {
-            failures: 0,
-            delayed_until: 0,
-            touched,
-        });
-        entry.touched = touched;
-        let refused = (entry.delayed_until > now).then(|| entry.delayed_until - now);
-        if refused.is_none() {
-            entry.failures = entry.failures.saturating_add(1);
-            if let Some(beyond) = entry.failures.checked_sub(MAX_PASSWORD_FAILURES) {
-                let secs = FIRST_PASSWORD_DELAY_SECS
-                    .saturating_mul(1 << beyond.min(16))
-                    .min(MAX_PASSWORD_DELAY_SECS);
-                entry.delayed_until = now + secs;
-            }
-        }
-        self.order.push_back((touched, key));
-        self.evict();
-        refused.map_or(Ok(()), Err)
-    }
-
-    /// The right password: the name starts afresh.
-    fn succeed(&mut self, key: &NameKey) {
-        self.names.remove(key);
-    }
-
-    /// Forgets the least recently tried names beyond the cap, and stale order pairs.
-    fn evict(&mut self) {
-        let mut evicted = 0usize;
-        while self.names.len() > self.cap {
-            let Some((touched, key)) = self.order.pop_front() else {
-                break;
-            };
-            if self.names.get(&key).is_some_and(|e| e.touched == touched) {
-                self.names.remove(&key);
-                evicted += 1;
-            }
-        }
-        if evicted > 0 {
-            tracing::warn!(
-                evicted,
-                cap = self.cap,
-                "password throttle full: the least recently tried names were forgotten"
-            );
-        }
-        if self.order.len() >= 2 * self.cap {
-            let names = &self.names;
-            self.order
-                .retain(|(touched, key)| names.get(key).is_some_and(|e| e.touched == *touched));
-        }
-    }
-}
-
-/// Why a password was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordRefusal {
-    /// Checked, and not this user's password (or no such user).
-    Wrong,
-    /// Too many failures for this user name: not checked, try again in this many seconds.
-    Delayed { retry_after_secs: i64 },
-}
-
 /// Why a TOTP code was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TotpRefusal {
@@ -240,17 +107,8 @@ pub struct Directory {
     entries: Mutex<HashMap<String, Entry>>,
     /// A hash to verify against when the user is unknown, so both paths cost the same.
     dummy_hash: String,
-    /// Password checks running now, and the most ever seen at once (the argon2 bound shows).
-    checks_in_flight: AtomicUsize,
-    peak_checks: AtomicUsize,
-    passwords: Mutex<PasswordThrottle>,
-}
-
-fn hash(password: &str) -> anyhow::Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    /// Every argon2 hash and check runs on this pool's memory.
+    pool: Arc<Argon2Pool>,
 }
 
 /// An RFC 6238 TOTP with the defaults (SHA-1, 6 digits, 30 s) and ±1 step of skew.
@@ -273,11 +131,11 @@ pub struct NewUser {
 }
 
 impl NewUser {
-    pub fn from_spec(spec: &UserSpec) -> anyhow::Result<Self> {
+    pub fn from_spec(spec: &UserSpec, pool: &Argon2Pool) -> anyhow::Result<Self> {
         spec.validate()
             .map_err(|(field, problem)| anyhow::anyhow!("{field}: {problem}"))?;
         let password_hash = match (&spec.password, &spec.password_hash) {
-            (Some(password), _) => hash(password.expose_secret())?,
+            (Some(password), _) => pool.hash(password.expose_secret())?,
             (None, Some(hash)) => hash.clone(),
             (None, None) => anyhow::bail!("password: is missing"),
         };
@@ -361,26 +219,30 @@ impl std::fmt::Debug for UserPatch {
 }
 
 impl Directory {
-    /// A directory of `users` (hashing each password: call it off the async runtime).
-    pub fn new(users: &[UserSpec]) -> anyhow::Result<Self> {
+    /// A directory of `users`, whose passwords are hashed and checked on `pool`'s memory
+    /// (hashing each password: call it off the async runtime).
+    pub fn new(users: &[UserSpec], pool: Arc<Argon2Pool>) -> anyhow::Result<Self> {
         let mut entries = HashMap::new();
         for spec in users {
-            let new =
-                NewUser::from_spec(spec).map_err(|e| anyhow::anyhow!("user {:?}: {e}", spec.username))?;
+            let new = NewUser::from_spec(spec, &pool)
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", spec.username))?;
             entries.insert(spec.username.clone(), Entry::new(new));
         }
         Ok(Self {
             entries: Mutex::new(entries),
-            dummy_hash: hash("no such user")?,
-            checks_in_flight: AtomicUsize::new(0),
-            peak_checks: AtomicUsize::new(0),
-            passwords: Mutex::new(PasswordThrottle::new(MAX_THROTTLED_NAMES)),
+            dummy_hash: pool.hash("no such user")?,
+            pool,
         })
     }
 
     /// The demo users; passwords are `<user>-password`.
     pub fn demo() -> anyhow::Result<Self> {
-        Self::new(&UserSpec::demo_users())
+        Self::new(&UserSpec::demo_users(), Arc::new(Argon2Pool::new(1)))
+    }
+
+    /// The argon2 pool the directory hashes with (for [`NewUser::from_spec`]).
+    pub fn pool(&self) -> &Arc<Argon2Pool> {
+        &self.pool
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -461,7 +323,7 @@ impl Directory {
             return Some(Err(anyhow::anyhow!("{field}: {problem}")));
         }
         let hashed = if new_hash {
-            match spec.password.as_ref().map(|p| hash(p.expose_secret())) {
+            match spec.password.as_ref().map(|p| self.pool.hash(p.expose_secret())) {
                 Some(Ok(h)) => Some(h),
                 Some(Err(e)) => return Some(Err(e)),
                 None => None,
@@ -498,55 +360,21 @@ impl Directory {
         self.lock().remove(username).is_some()
     }
 
-    fn passwords(&self) -> std::sync::MutexGuard<'_, PasswordThrottle> {
-        self.passwords.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Admits a password attempt for `username` (any name, known or not) at `now`, counting
-    /// it as a failure until [`Directory::check_password`] says otherwise; refused while the
-    /// name's delay lasts. Cheap: call it before waiting for an argon2 permit.
-    pub fn admit_password_attempt(&self, username: &str, now: i64) -> Result<(), PasswordRefusal> {
-        self.passwords()
-            .admit(name_key(username), now)
-            .map_err(|retry_after_secs| PasswordRefusal::Delayed { retry_after_secs })
-    }
-
-    /// Seconds left of the delay on `username`'s password attempts, if they are delayed at `now`.
-    pub fn password_delay(&self, username: &str, now: i64) -> Option<i64> {
-        self.passwords().delayed_for(&name_key(username), now)
-    }
-
-    /// The user if `password` is theirs; the right password clears the name's failures.
-    /// Unknown users cost an argon2 verification too. Blocking and ~19 MiB each: call it
-    /// through `Idp::check_password`, which admits the attempt first and bounds how many
-    /// run at once.
-    pub fn check_password(&self, username: &str, password: &str) -> Option<User> {
-        let running = self.checks_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak_checks.fetch_max(running, Ordering::SeqCst);
-        let user = self.verify_password(username, password);
-        self.checks_in_flight.fetch_sub(1, Ordering::SeqCst);
-        if user.is_some() {
-            self.passwords().succeed(&name_key(username));
-        }
-        user
-    }
-
-    /// The most password checks that ever ran at the same time.
-    pub fn peak_concurrent_password_checks(&self) -> usize {
-        self.peak_checks.load(Ordering::SeqCst)
-    }
-
-    fn verify_password(&self, username: &str, password: &str) -> Option<User> {
-        let found = self
-            .lock()
-            .get(username)
-            .map(|e| (e.user.clone(), e.password_hash.clone()));
-        let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), hash),
+    /// The user called `username` (if any) and the PHC string to check a password against:
+    /// theirs, or for an unknown name a dummy hash, so both paths cost the same argon2 work.
+    pub fn credentials(&self, username: &str) -> (Option<User>, String) {
+        match self.lock().get(username) {
+            Some(e) => (Some(e.user.clone()), e.password_hash.clone()),
             None => (None, self.dummy_hash.clone()),
-        };
-        let ok = argon2::PasswordHash::new(&hash)
-            .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
+        }
+    }
+
+    /// The user if `password` is theirs (blocking, on the calling thread, unthrottled; the
+    /// server goes through `Idp::check_password`, which admits the attempt and waits for an
+    /// argon2 permit).
+    pub fn check_password(&self, username: &str, password: &str) -> Option<User> {
+        let (user, hash) = self.credentials(username);
+        let ok = self.pool.verify_now(&hash, password);
         user.filter(|_| ok)
     }
 
@@ -742,100 +570,6 @@ mod tests {
             );
         }
         assert_eq!(d.check_totp("alice", &code_at(ALICE_TOTP, t + 30), t), locked(60));
-    }
-
-    fn delayed(secs: i64) -> Result<(), PasswordRefusal> {
-        Err(PasswordRefusal::Delayed {
-            retry_after_secs: secs,
-        })
-    }
-
-    #[test]
-    fn five_failed_passwords_delay_the_name_doubling_to_a_cap_and_the_right_one_resets() {
-        let d = Directory::demo().unwrap();
-        let mut t = 1_800_000_000;
-        // Four failures delay nothing; each attempt is admitted (and counted) before checking.
-        for _ in 0..4 {
-            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-            assert!(d.check_password("alice", "wrong").is_none());
-        }
-        // The fifth is still checked, and starts a 30 s delay.
-        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-        assert!(d.check_password("alice", "wrong").is_none());
-        assert_eq!(d.admit_password_attempt("alice", t), delayed(30));
-        assert_eq!(d.admit_password_attempt("alice", t + 29), delayed(1));
-        // Refused attempts do not count: after the delay one more failure doubles it, and so on
-        // up to 15 minutes.
-        for expected in [60, 120, 240, 480, 900, 900] {
-            t += MAX_PASSWORD_DELAY_SECS;
-            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-            assert_eq!(d.admit_password_attempt("alice", t), delayed(expected));
-        }
-        // bob is not affected.
-        assert_eq!(d.admit_password_attempt("bob", t), Ok(()));
-        // The right password after the delay resets the count: four more failures are free.
-        t += MAX_PASSWORD_DELAY_SECS;
-        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-        assert!(d.check_password("alice", "alice-password").is_some());
-        for _ in 0..MAX_PASSWORD_FAILURES - 1 {
-            assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-        }
-        assert_eq!(d.admit_password_attempt("alice", t), Ok(()));
-        assert_eq!(d.admit_password_attempt("alice", t), delayed(30));
-    }
-
-    #[test]
-    fn unknown_names_are_delayed_exactly_like_known_ones() {
-        let d = Directory::demo().unwrap();
-        let t = 1_800_000_000;
-        let mut answers = Vec::new();
-        for name in ["alice", "mallory"] {
-            let tries: Vec<_> = (0..=MAX_PASSWORD_FAILURES)
-                .map(|_| d.admit_password_attempt(name, t))
-                .collect();
-            answers.push(tries);
-        }
-        assert_eq!(answers[0], answers[1]);
-        assert_eq!(answers[1].last(), Some(&delayed(30)));
-        assert!(d.check_password("mallory", "mallory-password").is_none());
-    }
-
-    #[test]
-    fn the_password_throttle_forgets_the_least_recently_tried_names_beyond_its_cap() {
-        let mut throttle = PasswordThrottle::new(3);
-        let t = 1_800_000_000;
-        let key = |n: &str| name_key(n);
-        for _ in 0..MAX_PASSWORD_FAILURES {
-            throttle.admit(key("alice"), t).unwrap();
-        }
-        throttle.admit(key("a"), t).unwrap();
-        throttle.admit(key("b"), t).unwrap();
-        // alice, delayed, is tried again (refused): she is now the most recent.
-        assert_eq!(throttle.admit(key("alice"), t + 1), Err(29));
-        throttle.admit(key("c"), t).unwrap();
-        assert_eq!(throttle.names.len(), 3);
-        assert!(
-            !throttle.names.contains_key(&key("a")),
-            "the oldest was forgotten"
-        );
-        assert_eq!(throttle.delayed_for(&key("alice"), t + 1), Some(29));
-        // Many names: the table and its order queue stay bounded.
-        for i in 0..1_000 {
-            throttle.admit(key(&format!("name-{i}")), t).unwrap();
-            assert!(throttle.names.len() <= 3);
-            assert!(throttle.order.len() <= 2 * 3, "{}", throttle.order.len());
-        }
-        // Repeated attempts on one name do not pile up in the queue either.
-        for _ in 0..1_000 {
-            let _ = throttle.admit(key("alice"), t);
-            assert!(throttle.order.len() <= 2 * 3);
-        }
-        // A success forgets the name at once.
-        throttle.succeed(&key("alice"));
-        assert_eq!(throttle.delayed_for(&key("alice"), t), None);
-        assert!(!throttle.names.contains_key(&key("alice")));
-        // The real table's cap.
-        assert_eq!(Directory::demo().unwrap().passwords().cap, MAX_THROTTLED_NAMES);
     }
 
     #[test]

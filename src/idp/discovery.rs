@@ -58,6 +58,9 @@ pub async fn configuration(idp: web::Data<Idp>) -> HttpResponse {
             "prompt_values_supported": ["none", "login"],
             "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
             "claims_supported": claims,
+            // Back-Channel Logout 1.0 §2.1: logout tokens are sent, and carry `sid`.
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         }))
 }
 

@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde_json::Value;
 
+use super::backchannel;
 use super::errors::PageError;
 use super::paths::Links;
 use super::session::IdpSession;
@@ -139,7 +140,7 @@ fn unreadable() -> Checked {
 /// RP-Initiated Logout 1.0 §2: "the OP MUST ask the End-User whether to log out" unless the
 /// hint shows the request comes for the user signed in here.
 fn request(
-    idp: &Idp,
+    idp: &web::Data<Idp>,
     session: &IdpSession,
     checked: Checked,
     status: StatusCode,
@@ -221,18 +222,17 @@ fn check(idp: &Idp, params: &LogoutParams) -> Checked {
 }
 
 fn end_session(
-    idp: &Idp,
+    idp: &web::Data<Idp>,
     session: &IdpSession,
     checked: Checked,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    if let Some(pending) = session.pending_id() {
-        idp.take_pending(&pending);
+    if let Some(ended) = session.log_out() {
+        tracing::info!(user = %ended.user, "signed out");
+        // Back-Channel Logout 1.0: the applications of this session hear of it (without
+        // delaying the person, whose answer follows at once).
+        backchannel::notify(idp, ended);
     }
-    if let Some(auth) = session.auth() {
-        tracing::info!(user = %auth.user, "signed out");
-    }
-    session.log_out();
     match checked.redirect {
         Some(uri) => {
             let pairs: Vec<(&str, &str)> = match checked.state.as_deref() {
@@ -296,7 +296,7 @@ fn confirmation_page(
             redirect: checked.redirect,
             state: checked.state,
             notice: checked.notice.map(Notice::message),
-            csrf: session.csrf_token()?,
+            csrf: session.csrf_token(),
         },
         status,
     )

@@ -1,7 +1,7 @@
 //! The pages a person sees at Fabrikam ID: home, password login, second factor (TOTP) and
 //! TOTP enrolment. Each form carries a CSRF token; each success resumes the pending sign-in.
 
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -10,18 +10,20 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use totp_rs::Secret;
 
-use super::authorize::resume;
-use super::directory::{PasswordRefusal, TotpRefusal, totp};
+use super::authorize::resume_pending;
+use super::backchannel;
+use super::directory::{TotpRefusal, totp};
 use super::errors::PageError;
 use super::paths::Links;
 use super::protocol::AuthState;
-use super::session::{IdpSession, REMEMBER_COOKIE};
+use super::session::{IdpSession, REMEMBER_COOKIE, browser_cookie};
 use super::state::{Idp, REMEMBER_TTL_SECS};
+use super::throttle::PasswordRefusal;
 use super::views::{page, see};
 
 /// The application asking, as shown to the person: its registered name and where it lives.
 fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
-    let pending = idp.pending(&session.pending_id()?)?;
+    let pending = session.pending()?;
     let host = url::Url::parse(&pending.request.redirect_uri)
         .ok()
         .and_then(|u| {
@@ -79,7 +81,7 @@ pub async fn login_page(session: IdpSession, idp: web::Data<Idp>) -> Result<Http
             app,
             error: None,
             username,
-            csrf: session.csrf_token()?,
+            csrf: session.csrf_token(),
         },
         StatusCode::OK,
     )
@@ -112,7 +114,7 @@ pub async fn login(
                 app: app_label(&idp, &session),
                 error: Some(error.to_owned()),
                 username,
-                csrf: session.csrf_token()?,
+                csrf: session.csrf_token(),
             },
             status,
         )
@@ -125,30 +127,44 @@ pub async fn login(
         );
     };
     let username = username.trim().to_owned();
+    // This browser's own budget for the name, if it signed in as it before.
+    let device = session.device_for(&username);
     let checked = idp
         .clone()
         .into_inner()
-        .check_password(username.clone(), password)
+        .check_password(username.clone(), password, device.clone())
         .await?;
-    let delay = match checked {
+    let refused = match checked {
         Ok(_) => None,
         Err(PasswordRefusal::Delayed { retry_after_secs }) => {
             // Debug-quoted: the name is whatever was posted, possibly with line breaks.
             tracing::info!(
                 ?username,
+                known_browser = device.is_some(),
                 retry_after_secs,
-                "password login refused unchecked: too many failures for this name"
+                "password login refused unchecked: too many failures"
             );
-            Some(retry_after_secs)
+            Some((retry_after_secs, "Too many failed sign-ins for this account."))
+        }
+        Err(PasswordRefusal::Busy { retry_after_secs }) => {
+            tracing::info!(
+                ?username,
+                "password login refused unchecked: the throttle is full"
+            );
+            Some((
+                retry_after_secs,
+                "Too many failed sign-ins at Fabrikam ID from browsers it does not know.",
+            ))
         }
         Err(PasswordRefusal::Wrong) => {
             tracing::info!("password login failed");
             // This failure may have been the one that started a delay: say so at once.
-            idp.directory.password_delay(&username, idp.clock.real())
+            idp.password_delay(&username, device.as_deref())
+                .map(|secs| (secs, "Too many failed sign-ins for this account."))
         }
     };
-    if let Some(secs) = delay {
-        let message = format!("Too many failed sign-ins for this account. Try again in {secs} s.");
+    if let Some((secs, why)) = refused {
+        let message = format!("{why} Try again in {secs} s.");
         let mut res = again(&message, username, StatusCode::TOO_MANY_REQUESTS)?;
         with_retry_after(&mut res, Some(secs));
         return Ok(res);
@@ -160,24 +176,24 @@ pub async fn login(
             StatusCode::OK,
         );
     };
-    session.log_in(&user.username, idp.now())?;
+    let (_, replaced) = session.log_in(&user.username, idp.now());
+    session.remember_device(&user.username);
     tracing::info!(user = %user.username, "password accepted");
-    if let Some(id) = session.pending_id() {
-        idp.update_pending(&id, |p| {
-            p.password_done = true;
-            p.second_factor_done = false;
-        });
-        resume(&req, &idp, &session, StatusCode::SEE_OTHER)
+    if let Some(ended) = replaced {
+        tracing::info!(user = %ended.user, "the browser's session of another user ended");
+        backchannel::notify(&idp, ended);
+    }
+    if session.pending().is_some() {
+        resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)
     } else {
         Ok(see(&idp.links.home, StatusCode::SEE_OTHER))
     }
 }
 
-/// The signed-in user and the pending sign-in a second-factor page needs.
-fn second_factor_context(idp: &Idp, session: &IdpSession) -> Result<(AuthState, String), PageError> {
-    let id = session.pending_id().filter(|id| idp.pending(id).is_some());
-    match (session.auth(), id) {
-        (Some(auth), Some(id)) => Ok((auth, id)),
+/// The signed-in user a second-factor page needs, with a sign-in pending.
+fn second_factor_context(session: &IdpSession) -> Result<AuthState, PageError> {
+    match (session.auth(), session.pending()) {
+        (Some(auth), Some(_)) => Ok(auth),
         _ => Err(PageError::no_pending_request()),
     }
 }
@@ -194,7 +210,7 @@ struct MfaPage<'a> {
 
 /// `GET /mfa`.
 pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
-    let (auth, _) = second_factor_context(&idp, &session)?;
+    let auth = second_factor_context(&session)?;
     if !idp.directory.has_totp(&auth.user) {
         return Ok(see(&idp.links.enroll, StatusCode::SEE_OTHER));
     }
@@ -205,7 +221,7 @@ pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpRe
             app,
             user: auth.user,
             error: None,
-            csrf: session.csrf_token()?,
+            csrf: session.csrf_token(),
         },
         StatusCode::OK,
     )
@@ -229,13 +245,13 @@ pub async fn mfa(
     if !session.csrf_ok(form.csrf_token.as_deref()) {
         return Err(PageError::csrf());
     }
-    let (auth, id) = second_factor_context(&idp, &session)?;
+    let auth = second_factor_context(&session)?;
     let code = form.code.unwrap_or_default();
     if let Err(refusal) = idp.directory.check_totp(&auth.user, &code, idp.clock.real()) {
         tracing::info!(user = %auth.user, ?refusal, "second factor refused");
-        let (error, status, retry_after) = refusal_message(&idp, &session, &id, &auth.user, refusal)?;
+        let (error, status, retry_after) = refusal_message(&idp, &session, &auth.user, refusal)?;
         let app = app_label(&idp, &session);
-        let csrf = session.csrf_token()?;
+        let csrf = session.csrf_token();
         let mut res = page(
             MfaPage {
                 links: &idp.links,
@@ -249,20 +265,14 @@ pub async fn mfa(
         with_retry_after(&mut res, retry_after);
         return Ok(res);
     }
-    let user = auth.user.clone();
-    session.second_factor_done(auth, idp.now())?;
-    idp.update_pending(&id, |p| p.second_factor_done = true);
+    let user = auth.user;
+    session.second_factor_done(idp.now());
     tracing::info!(%user, "second factor accepted");
-    let mut res = resume(&req, &idp, &session, StatusCode::SEE_OTHER)?;
+    let mut res = resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)?;
     if form.remember_browser.is_some() {
         let value = idp.remember_browser(&user);
-        let cookie = Cookie::build(REMEMBER_COOKIE, value)
-            .path(idp.links.cookie_path().to_owned())
-            .http_only(true)
-            .secure(idp.secure_cookies)
-            .same_site(SameSite::Lax)
-            .max_age(CookieDuration::seconds(REMEMBER_TTL_SECS))
-            .finish();
+        let max_age = Some(CookieDuration::seconds(REMEMBER_TTL_SECS));
+        let cookie = browser_cookie(&idp, REMEMBER_COOKIE, value, max_age);
         res.add_cookie(&cookie)
             .map_err(|e| PageError::Unexpected(e.into()))?;
     }
@@ -275,12 +285,10 @@ pub async fn mfa(
 fn refusal_message(
     idp: &Idp,
     session: &IdpSession,
-    pending_id: &str,
     user: &str,
     refusal: TotpRefusal,
 ) -> Result<(String, StatusCode, Option<i64>), PageError> {
-    if refusal.is_failed_guess() && !idp.pending_code_failed(pending_id) {
-        session.clear_pending_id();
+    if refusal.is_failed_guess() && !session.code_failed() {
         tracing::info!(%user, "too many wrong codes: the pending sign-in was ended");
         return Err(PageError::TooManyAttempts(
             "Too many wrong codes for this sign-in. Go back to the application and start again.".into(),
@@ -337,7 +345,7 @@ fn enroll_secret(session: &IdpSession) -> Result<Secret, PageError> {
         return Ok(secret);
     }
     let secret = Secret::generate();
-    session.set_enroll_secret(&secret.to_base32())?;
+    session.set_enroll_secret(&secret.to_base32());
     Ok(secret)
 }
 
@@ -365,7 +373,7 @@ fn enroll_page(
             secret: secret.to_base32(),
             qr_data_uri: format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg)),
             error,
-            csrf: session.csrf_token()?,
+            csrf: session.csrf_token(),
         },
         status,
     )
@@ -373,7 +381,7 @@ fn enroll_page(
 
 /// `GET /enroll`: a QR code and the base32 secret of a new TOTP.
 pub async fn enroll_form(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
-    let (auth, _) = second_factor_context(&idp, &session)?;
+    let auth = second_factor_context(&session)?;
     if idp.directory.has_totp(&auth.user) {
         return Ok(see(&idp.links.mfa, StatusCode::SEE_OTHER));
     }
@@ -391,7 +399,7 @@ pub async fn enroll(
     if !session.csrf_ok(form.csrf_token.as_deref()) {
         return Err(PageError::csrf());
     }
-    let (auth, id) = second_factor_context(&idp, &session)?;
+    let auth = second_factor_context(&session)?;
     if idp.directory.has_totp(&auth.user) {
         return Err(PageError::bad_request(
             "An authenticator is already set up for this account.",
@@ -408,7 +416,7 @@ pub async fn enroll(
         }
         Err(refusal) => {
             tracing::info!(user = %auth.user, ?refusal, "enrolment code refused");
-            let (mut error, status, retry_after) = refusal_message(&idp, &session, &id, &auth.user, refusal)?;
+            let (mut error, status, retry_after) = refusal_message(&idp, &session, &auth.user, refusal)?;
             if refusal == TotpRefusal::Wrong && status == StatusCode::OK {
                 error = "That code is not right. Scan the QR code (or type the key) and enter the \
                          current code."
@@ -419,9 +427,7 @@ pub async fn enroll(
             return Ok(res);
         }
     }
-    session.clear_enroll_secret();
     tracing::info!(user = %auth.user, "TOTP enrolled");
-    session.second_factor_done(auth, idp.now())?;
-    idp.update_pending(&id, |p| p.second_factor_done = true);
-    resume(&req, &idp, &session, StatusCode::SEE_OTHER)
+    session.second_factor_done(idp.now());
+    resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)
 }

@@ -28,6 +28,9 @@ pub const TC_USERS: &str = "/test-control/users";
 pub const TC_USER: &str = "/test-control/users/{username}";
 pub const TC_KEYS: &str = "/test-control/keys";
 pub const TC_ROTATE_KEYS: &str = "/test-control/keys/rotate";
+pub const TC_SESSIONS: &str = "/test-control/sessions";
+pub const TC_BACKCHANNEL_LOGOUTS: &str = "/test-control/backchannel-logouts";
+pub const TC_SESSION: &str = "/test-control/sessions/{sid}";
 
 /// The absolute URL of `path` under the issuer (`path` starts with `/`).
 pub fn absolute(issuer: &Url, path: &str) -> String {

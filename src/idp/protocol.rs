@@ -16,7 +16,7 @@ pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles"];
 pub const MAX_STATE_LEN: usize = 512;
 
 /// What the relying party asked for, reduced to what the decision needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Requirements {
     /// `acr_values` or the `claims` parameter ask for the multi-factor class.
     pub mfa: bool,
@@ -30,8 +30,9 @@ pub struct Requirements {
     pub prompt_none: bool,
 }
 
-/// A validated authorization request (OIDC Core §3.1.2.1/§3.1.2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A validated authorization request (OIDC Core §3.1.2.1/§3.1.2.2). Serializable: it waits
+/// in the browser's encrypted sign-in cookie while the person signs in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,

@@ -22,8 +22,15 @@
 //!   replaces the user; 201 or 200 with the [`UserView`].
 //! - `PATCH /test-control/users/{username}` ([`UserPatch`]): changes some fields; 200 with
 //!   the [`UserView`], or 404.
-//! - `DELETE /test-control/users/{username}`: removes the user (their sessions end at their
-//!   next request); 204 or 404.
+//! - `DELETE /test-control/users/{username}`: removes the user and ends their provider
+//!   sessions (sending back-channel logouts); 204 or 404.
+//! - `GET /test-control/backchannel-logouts[?client_id=c]`: the last 50 back-channel logouts
+//!   sent ([`BackchannelLogout`](super::control::BackchannelLogout): client, URI, the logout
+//!   token, `sid`, `sub`, and the receiver's status or the error once known), oldest first.
+//! - `GET /test-control/sessions`: the live provider sessions ([`SessionView`](super::sessions::SessionView): `sid`, user,
+//!   times, the clients served; never the cookie), soonest to end first.
+//! - `DELETE /test-control/sessions/{sid}`: ends that session (revocation, sending
+//!   back-channel logouts); 204 or 404.
 //! - `GET /test-control/keys`: [`KeyStatus`], which `kid` signs per algorithm and every
 //!   published one.
 //! - `POST /test-control/keys/rotate` `{"alg": "RS256" | "ES256", "grace_secs": 300}` (both
@@ -36,29 +43,37 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::backchannel;
 use super::clock::MAX_OFFSET_SECS;
 use super::config::UserSpec;
 use super::control::NextToken;
 use super::directory::{NewUser, UserPatch, UserView};
 use super::keys::{KeyStatus, SigningAlg};
 use super::state::Idp;
+use crate::web::get_or_head;
 
 /// The grace period of a rotated key when the request names none.
 pub const DEFAULT_GRACE_SECS: i64 = 300;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::paths;
-    cfg.route(paths::TC_AUTHORIZE_REQUESTS, web::get().to(authorize_requests))
+    cfg.route(paths::TC_AUTHORIZE_REQUESTS, get_or_head().to(authorize_requests))
         .route(paths::TC_CLOCK, web::put().to(set_clock))
         .route(paths::TC_NEXT_TOKEN, web::put().to(set_next_token))
         .route(paths::TC_NEXT_TOKEN, web::delete().to(clear_next_token))
         .route(paths::TC_RESET, web::post().to(reset))
-        .route(paths::TC_USERS, web::get().to(users))
-        .route(paths::TC_USER, web::get().to(user))
+        .route(paths::TC_USERS, get_or_head().to(users))
+        .route(paths::TC_USER, get_or_head().to(user))
         .route(paths::TC_USER, web::put().to(put_user))
         .route(paths::TC_USER, web::patch().to(patch_user))
         .route(paths::TC_USER, web::delete().to(delete_user))
-        .route(paths::TC_KEYS, web::get().to(keys))
+        .route(
+            paths::TC_BACKCHANNEL_LOGOUTS,
+            get_or_head().to(backchannel_logouts),
+        )
+        .route(paths::TC_SESSIONS, get_or_head().to(sessions))
+        .route(paths::TC_SESSION, web::delete().to(end_session))
+        .route(paths::TC_KEYS, get_or_head().to(keys))
         .route(paths::TC_ROTATE_KEYS, web::post().to(rotate_keys));
 }
 
@@ -167,7 +182,8 @@ async fn put_user(
     }
     let name = spec.username.clone();
     // argon2 off the async runtime.
-    let built = web::block(move || NewUser::from_spec(&spec)).await;
+    let pool = std::sync::Arc::clone(idp.directory.pool());
+    let built = web::block(move || NewUser::from_spec(&spec, &pool)).await;
     let new = match built {
         Ok(Ok(new)) => new,
         Ok(Err(e)) => return invalid(format_args!("{e:#}")),
@@ -205,12 +221,38 @@ async fn patch_user(
     }
 }
 
-/// `DELETE /test-control/users/{username}`.
+/// `DELETE /test-control/users/{username}`: the user and their provider sessions.
 async fn delete_user(idp: web::Data<Idp>, username: web::Path<String>) -> HttpResponse {
-    if idp.directory.remove(&username) {
-        HttpResponse::NoContent().finish()
-    } else {
-        not_found("no such user")
+    if !idp.directory.remove(&username) {
+        return not_found("no such user");
+    }
+    let ended = idp.sessions.end_user(&username);
+    tracing::info!(user = %username, sessions = ended.len(), "test control: user removed");
+    for session in ended {
+        backchannel::notify(&idp, session);
+    }
+    HttpResponse::NoContent().finish()
+}
+
+/// `GET /test-control/backchannel-logouts[?client_id=c]`.
+async fn backchannel_logouts(idp: web::Data<Idp>, filter: web::Query<ClientFilter>) -> HttpResponse {
+    HttpResponse::Ok().json(idp.control().logouts(filter.client_id.as_deref()))
+}
+
+/// `GET /test-control/sessions`.
+async fn sessions(idp: web::Data<Idp>) -> HttpResponse {
+    HttpResponse::Ok().json(idp.sessions.views(idp.clock.real()))
+}
+
+/// `DELETE /test-control/sessions/{sid}`: revokes one provider session.
+async fn end_session(idp: web::Data<Idp>, sid: web::Path<String>) -> HttpResponse {
+    match idp.sessions.end_sid(&sid, idp.clock.real()) {
+        Some(ended) => {
+            tracing::info!(user = %ended.user, "test control: session revoked");
+            backchannel::notify(&idp, ended);
+            HttpResponse::NoContent().finish()
+        }
+        None => not_found("no such session"),
     }
 }
 

@@ -13,10 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::config::{ClientRegistration, ConfigFile, IdpConfig, UserSpec};
-use super::control::NextToken;
+use super::config::{ClientRegistration, ConfigFile, IdpConfig, IdpLimits, UserSpec};
+use super::control::{BackchannelLogout, NextToken};
 use super::directory::{UserPatch, UserView};
 use super::keys::{KeySource, KeyStatus, SigningAlg};
+use super::sessions::SessionView;
 use crate::config::{issuer_id, url_for, with_trailing_slash};
 
 /// Fabrikam ID for a test suite: started on `127.0.0.1` and a free port, with the test-control
@@ -106,6 +107,9 @@ pub struct TestProviderBuilder {
     api_audience: Option<String>,
     signing_key: KeySource,
     rsa_signing_key: KeySource,
+    session_lifetime_secs: Option<u64>,
+    session_idle_secs: Option<u64>,
+    limits: Option<IdpLimits>,
 }
 
 impl TestProviderBuilder {
@@ -165,6 +169,26 @@ impl TestProviderBuilder {
         self
     }
 
+    /// A provider session's absolute lifetime (`IDP_SESSION_LIFETIME_SECS`; default 12 h):
+    /// short ones let a suite test what its application does when the provider's session is
+    /// gone.
+    pub fn session_lifetime_secs(mut self, secs: u64) -> Self {
+        self.session_lifetime_secs = Some(secs);
+        self
+    }
+
+    /// A provider session's idle timeout (`IDP_SESSION_IDLE_SECS`; default 30 min).
+    pub fn session_idle_secs(mut self, secs: u64) -> Self {
+        self.session_idle_secs = Some(secs);
+        self
+    }
+
+    /// Caps on the provider's tables, lower than the real ones to test floods quickly.
+    pub fn limits(mut self, limits: IdpLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// The configuration for a provider bound to `addr`: what [`Self::start`] runs.
     pub fn config(&self, addr: std::net::SocketAddr) -> anyhow::Result<IdpConfig> {
         let mut issuer = url_for(addr);
@@ -197,6 +221,15 @@ impl TestProviderBuilder {
         }
         config.signing_key = self.signing_key.clone();
         config.rsa_signing_key = self.rsa_signing_key.clone();
+        if let Some(secs) = self.session_lifetime_secs {
+            config.session_lifetime_secs = secs;
+        }
+        if let Some(secs) = self.session_idle_secs {
+            config.session_idle_secs = secs;
+        }
+        if let Some(limits) = self.limits {
+            config.limits = limits;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -205,7 +238,7 @@ impl TestProviderBuilder {
     pub async fn start(self) -> anyhow::Result<TestProvider> {
         let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
         let config = self.config(listener.local_addr()?)?;
-        let server = super::build(config.clone(), listener).await?;
+        let server = super::server::build(config.clone(), listener).await?;
         let handle = server.handle();
         tokio::spawn(server);
         let mut provider = TestProvider::attach(config);
@@ -386,6 +419,42 @@ impl TestProvider {
         let path = format!("/test-control/users/{}", encode(username));
         let url = self.url(&path);
         let status = self.http.delete(url).send().await?.status();
+        match status {
+            StatusCode::NO_CONTENT => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            other => anyhow::bail!("DELETE {path}: {other}"),
+        }
+    }
+
+    /// The back-channel logouts sent, oldest first (one client's, or all): each with its
+    /// logout token and, once known, the receiver's status or the error.
+    pub async fn backchannel_logouts(
+        &self,
+        client_id: Option<&str>,
+    ) -> anyhow::Result<Vec<BackchannelLogout>> {
+        let path = match client_id {
+            Some(c) => format!("/test-control/backchannel-logouts?client_id={}", encode(c)),
+            None => "/test-control/backchannel-logouts".into(),
+        };
+        Ok(self
+            .call(reqwest::Method::GET, &path, None::<&()>)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The live provider sessions (`GET /test-control/sessions`).
+    pub async fn sessions(&self) -> anyhow::Result<Vec<SessionView>> {
+        Ok(self
+            .call(reqwest::Method::GET, "/test-control/sessions", None::<&()>)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Ends the provider session whose ID tokens carry `sid` (revocation); `false` if there
+    /// is none.
+    pub async fn end_session(&self, sid: &str) -> anyhow::Result<bool> {
+        let path = format!("/test-control/sessions/{}", encode(sid));
+        let status = self.http.delete(self.url(&path)).send().await?.status();
         match status {
             StatusCode::NO_CONTENT => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),

@@ -17,7 +17,6 @@ use actix_web::web::Data;
 use actix_web::{HttpResponse, ResponseError};
 use actix_web_stepup::{AuthState, Shortfall, StepUpRequest};
 use askama::Template;
-use base64::Engine;
 use serde_json::json;
 
 use super::logins::MAX_COOKIE_BYTES;
@@ -195,6 +194,7 @@ impl AppError {
                             Shortfall::Stale => "was older than this page allows",
                             Shortfall::MissingAuthTime => "did not say when it happened",
                             Shortfall::FutureAuthTime => "claimed to happen in the future",
+                            _ => "did not meet this page's requirement",
                         }
                     ),
                 );
@@ -490,14 +490,9 @@ impl ResponseError for ApiError {
             }
             ApiError::InsufficientAuthentication { request, description } => {
                 // RFC 9470 §3: error, error_description, acr_values (space-separated, quoted)
-                // and max_age (an integer), written by the step-up crate.
-                let mut challenge = request.challenge(Some(description));
-                if let Some(context) = &request.auth_context {
-                    // Entra's claims challenge (base64 of the claims request), which MSAL reads.
-                    let claims = json!({"access_token": {"acrs": {"essential": true, "value": context}}});
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
-                    challenge = challenge.with_param("claims", encoded);
-                }
+                // and max_age (an integer), and Entra's claims challenge for an authentication
+                // context, written by the step-up crate.
+                let challenge = request.challenge(Some(description));
                 (
                     "insufficient_user_authentication",
                     description.clone(),

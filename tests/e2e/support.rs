@@ -39,6 +39,7 @@ pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const BOB_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 pub const SESSION_COOKIE: &str = "fabrikam_idp_session";
 pub const REMEMBER_COOKIE: &str = "fabrikam_idp_remember";
+pub const SIGNIN_COOKIE: &str = "fabrikam_idp_signin";
 
 /// How to start Fabrikam ID.
 #[derive(Debug, Clone)]
@@ -314,6 +315,14 @@ impl Browser {
             .ok()?
             .split("; ")
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    /// Sets a cookie for the OP (e.g. a copy of another browser's session cookie).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let path = self.issuer.path().trim_end_matches('/');
+        let path = if path.is_empty() { "/" } else { path };
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path={path}"), &self.issuer);
     }
 
     /// Drops the OP session cookie, keeping the others (a new browser session).
@@ -774,6 +783,14 @@ impl TestIdp {
 
     pub async fn reset(&self) {
         self.provider.reset().await.expect("POST /test-control/reset");
+    }
+
+    /// The live provider sessions (test control).
+    pub async fn sessions(&self) -> Vec<fabrikam::idp::sessions::SessionView> {
+        self.provider
+            .sessions()
+            .await
+            .expect("GET /test-control/sessions")
     }
 
     /// The `params` of the last authorization requests, oldest first.

@@ -29,6 +29,9 @@ async fn discovery_parses_with_openidconnect_and_advertises_the_contract() {
         json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(doc["acr_values_supported"], json!([ACR_PASSWORD, ACR_MFA]));
+    // Back-Channel Logout 1.0 §2.1.
+    assert_eq!(doc["backchannel_logout_supported"], json!(true));
+    assert_eq!(doc["backchannel_logout_session_supported"], json!(true));
     for endpoint in [
         "authorization_endpoint",
         "token_endpoint",
@@ -86,4 +89,43 @@ async fn the_jwks_publishes_one_rsa_and_one_p256_key_with_distinct_thumbprint_ki
     )
     .unwrap();
     assert_eq!(n.len(), 256);
+}
+
+#[tokio::test]
+async fn head_answers_wherever_get_does_with_the_same_headers_and_no_body() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let authorize = idp.authorize_url(&Flow::new(), &[]);
+    let paths = [
+        "/.well-known/openid-configuration",
+        "/jwks",
+        "/",
+        "/login",
+        "/static/idp.css",
+        "/logout",
+        "/test-control/users",
+        "/test-control/sessions",
+    ];
+    let mut urls: Vec<url::Url> = paths.iter().map(|p| idp.url(p)).collect();
+    urls.push(authorize);
+    for url in urls {
+        let get = idp.api.get(url.clone()).send().await.unwrap();
+        let head = idp.api.head(url.clone()).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "HEAD {url}");
+        assert!(
+            head.status().is_success() || head.status().is_redirection(),
+            "HEAD {url}: {}",
+            head.status()
+        );
+        for name in ["content-type", "cache-control", "content-security-policy"] {
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "HEAD {url}: {name}"
+            );
+        }
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {url} has no body");
+    }
+    // Methods that were never allowed still are not.
+    let delete = idp.api.delete(idp.url("/jwks")).send().await.unwrap();
+    assert_eq!(delete.status(), 405);
 }

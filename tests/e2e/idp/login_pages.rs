@@ -230,8 +230,9 @@ async fn pages_carry_a_strict_csp_and_the_stylesheet_is_served() {
         csp.contains("default-src 'none'") && csp.contains("form-action 'self' http://127.0.0.1:18080"),
         "{csp}"
     );
-    let cookie = browser.cookie(SESSION_COOKIE);
-    assert!(cookie.is_some(), "the OP session cookie has its own name");
+    // Nobody is signed in: no provider session, only the encrypted pending sign-in.
+    assert_eq!(browser.cookie(SESSION_COOKIE), None);
+    assert!(browser.cookie(SIGNIN_COOKIE).is_some());
     let css = browser.get(&idp.url("/static/idp.css")).await;
     assert_eq!(css.status(), 200);
     assert!(

@@ -3,14 +3,18 @@
 //! `at_the_code_page`, ...) are `support::TestIdp`'s.
 
 mod authorize;
+mod backchannel;
 mod config;
 mod discovery;
 mod issuer_path;
 mod login_pages;
 mod logout;
+mod password_memory;
 mod sdk;
+mod sessions;
 mod signing;
 mod test_control;
 mod test_provider;
 mod testing_doc;
+mod throttle;
 mod token;

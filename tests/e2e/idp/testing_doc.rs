@@ -62,6 +62,7 @@ async fn every_control_route_the_document_names_exists() {
         "users",
         "keys",
         "keys/rotate",
+        "sessions",
     ] {
         assert!(
             names
@@ -70,10 +71,12 @@ async fn every_control_route_the_document_names_exists() {
             "{expected} is documented"
         );
     }
-    // The deleting ones last, on a user that is not needed afterwards.
+    // The deleting ones last, on a user and a session that are not needed afterwards.
+    let (_, tokens) = idp.login(&idp.browser(), "bob", &[]).await;
+    let sid = tokens.id_claims["sid"].as_str().unwrap().to_owned();
     let (deletes, others): (Vec<_>, Vec<_>) = routes.iter().partition(|(m, _)| m == "DELETE");
     for (method, path) in others.into_iter().chain(deletes) {
-        let url = idp.url(&path.replace("{username}", "carol"));
+        let url = idp.url(&path.replace("{username}", "carol").replace("{sid}", &sid));
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let status = idp
             .api

@@ -108,6 +108,33 @@ async fn a_code_is_single_use() {
 }
 
 #[tokio::test]
+async fn a_users_outstanding_codes_are_capped_and_the_oldest_is_withdrawn_first() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    let browser = idp.browser();
+    let first = idp.code_after_login(&browser, "alice", &[]).await;
+    // Signed in: each request mints a code at once (SSO), as a script looping on /authorize would.
+    let mut codes = vec![first];
+    for _ in 0..fabrikam::idp::state::MAX_CODES_PER_USER {
+        codes.push(idp.sso_code(&browser, &[]).await);
+    }
+    // The 17th withdrew the first; the others all stand.
+    let (flow, oldest) = &codes[0];
+    let refused = idp.redeem_raw(oldest, &flow.verifier).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    for (flow, code) in &codes[1..] {
+        assert_eq!(idp.redeem_raw(code, &flow.verifier).await.status(), 200);
+    }
+    // Another user's codes are not touched by alice's.
+    let bobs = idp.browser();
+    let (flow, code) = idp.code_after_login(&bobs, "bob", &[]).await;
+    for _ in 0..fabrikam::idp::state::MAX_CODES_PER_USER {
+        idp.sso_code(&browser, &[]).await;
+    }
+    assert_eq!(idp.redeem_raw(&code, &flow.verifier).await.status(), 200);
+}
+
+#[tokio::test]
 async fn client_authentication_basic_and_post_work_and_a_wrong_secret_is_invalid_client() {
     let idp = spawn_idp(IdpOptions::default()).await;
     let browser = idp.browser();

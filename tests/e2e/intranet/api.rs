@@ -143,3 +143,27 @@ async fn the_api_refuses_tokens_not_yet_valid_or_issued_in_the_future() {
     let res = app.call_api(SALARY, Some(&strong)).await;
     assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
 }
+
+#[tokio::test]
+async fn with_the_entra_profile_the_challenge_carries_the_authentication_context_as_claims() {
+    let app = TestApp::spawn_with(|s| s.stepup_profile = fabrikam::config::StepUpProfile::Entra).await;
+    let weak = app.access_token("alice", false).await;
+    let res = app.call_api(SALARY, Some(&weak)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let challenge = res.challenge.expect("a challenge");
+    // Base64 of {"access_token":{"acrs":{"essential":true,"value":"c1"}}}, as Microsoft's
+    // claims challenges spell it.
+    assert!(
+        challenge.ends_with(
+            r#"max_age=600, claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#
+        ),
+        "{challenge}"
+    );
+    let asked = StepUpRequest::from_www_authenticate(&challenge)
+        .unwrap()
+        .expect("an RFC 9470 challenge");
+    assert_eq!(
+        (asked.auth_context.as_deref(), asked.acr_values.len()),
+        (Some("c1"), 0)
+    );
+}
