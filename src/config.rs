@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use url::Url;
 
+use crate::clock::Clock;
+
 /// The MFA class that Auth0 issues and the demo requests on step-up.
 pub const PAPE_MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
@@ -158,6 +160,10 @@ pub struct Settings {
     /// it answers 503.
     #[arg(long, env = "OIDC_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120), global = true)]
     pub oidc_timeout_secs: u64,
+    /// The intranet's clock: real time unless a test (holding a clone) shifts it. Not a
+    /// command-line flag or environment variable.
+    #[arg(skip)]
+    pub intranet_clock: Clock,
 }
 
 /// Presets for how real providers request and report multi-factor sign-ins
@@ -214,6 +220,8 @@ pub struct IntranetConfig {
     pub session_idle_timeout: Duration,
     /// `REDIS_TIMEOUT_MS`.
     pub redis_timeout: Duration,
+    /// The intranet's one clock (`Settings::intranet_clock`).
+    pub clock: Clock,
 }
 
 /// `http://<addr>/` for a bound address.
@@ -277,6 +285,7 @@ impl Settings {
             session_lifetime: Duration::from_secs(self.session_lifetime_secs),
             session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            clock: self.intranet_clock.clone(),
         }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web::cookie::Key;
 use url::Url;
 
-use super::clock::Clock;
 use super::config::{ClientRegistration, IdpConfig};
 use super::control::TestControl;
 use super::directory::{Directory, User};
@@ -18,6 +17,7 @@ use super::paths::Links;
 use super::protocol::Authentication;
 use super::sessions::{SessionLimits, Sessions};
 use super::throttle::{PasswordRefusal, PasswordThrottle};
+use crate::clock::Clock;
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;

@@ -44,12 +44,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backchannel;
-use super::clock::MAX_OFFSET_SECS;
 use super::config::UserSpec;
 use super::control::NextToken;
 use super::directory::{NewUser, UserPatch, UserView};
 use super::keys::{KeyStatus, SigningAlg};
 use super::state::Idp;
+use crate::clock::MAX_OFFSET_SECS;
 use crate::web::get_or_head;
 
 /// The grace period of a rotated key when the request names none.

@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use super::data::AuditEvent;
 use super::errors::ApiError;
 use super::requirements::SalaryAccess;
-use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden, now};
+use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden};
+use crate::clock::Clock;
 
 /// Asymmetric algorithms only: `none` and HMAC are never accepted for access tokens.
 const ALLOWED_ALGS: &[Algorithm] = &[
@@ -68,7 +69,10 @@ pub async fn method_not_allowed() -> HttpResponse {
 
 /// The API as a `StepUpApp`: the login is the bearer token, a step-up is RFC 9470's
 /// challenge, refusals are JSON (RFC 6750 §3.1).
-pub struct BearerApi;
+pub struct BearerApi {
+    /// The intranet's one clock (the same as `AppState`'s).
+    pub clock: Clock,
+}
 
 impl StepUpApp for BearerApi {
     fn current_auth<'a>(&'a self, req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
@@ -79,14 +83,14 @@ impl StepUpApp for BearerApi {
             let state =
                 AppState::of(req).ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("no AppState")))?;
             let claims = validate_access_token(&state, token).await?;
-            let auth = AuthState::from_claims(&claims, &state.roles_claim, now())
+            let auth = AuthState::from_claims(&claims, &state.roles_claim, state.now())
                 .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
             Ok(Some(auth))
         })
     }
 
     fn now(&self) -> i64 {
-        now()
+        self.clock.now()
     }
 
     fn start_step_up<'a>(
@@ -199,7 +203,7 @@ async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<Stri
     // RFC 9068 §2.2 requires exp and iat; RFC 7519 §4.1.5: never before nbf. Each against
     // the intranet's one clock, with the one skew.
     let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
-    let now = now();
+    let now = state.now();
     let exp = numeric_date(&claims, "exp")?.ok_or_else(|| ApiError::InvalidToken("no exp".into()))?;
     if now > exp.saturating_add(skew) {
         return Err(ApiError::InvalidToken("expired".into()));

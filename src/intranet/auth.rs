@@ -13,7 +13,7 @@ use super::logins::{NewLogin, SessionLogin};
 use super::oidc::LoginIntent;
 use super::paths;
 use super::session::{TypedSession, for_session};
-use super::state::{AppState, RequestMeta, now};
+use super::state::{AppState, RequestMeta};
 use super::stepup::{begin, redirect};
 use super::view::Nav;
 use crate::web::secrets_equal;
@@ -55,7 +55,7 @@ pub async fn login(
     };
     let session = TypedSession::from_request(&req);
     if let (Some(requirement), Ok(Some(user))) = (requirement, session.auth()) {
-        return match evaluate(&user, requirement, now()) {
+        return match evaluate(&user, requirement, state.now()) {
             Decision::Allow { .. } => Ok(redirect(return_to)),
             Decision::Forbidden { missing_role } => Err(AppError::Forbidden { missing_role }),
             // The user asked to try again: a fresh step-up, whatever the last one returned.
@@ -74,11 +74,13 @@ pub async fn login(
             }
         };
     }
+    // Signed out (the session ended while the page was open): one sign-in that asks for
+    // what the requirement needs at once, rather than a plain one and then a step-up.
     let intent = LoginIntent {
         return_to: return_to.to_owned(),
-        step_up: None,
+        step_up: requirement.map(|r| (r.name().to_owned(), r.step_up_request())),
     };
-    let (url, pending) = state.oidc.authorization_request(intent, now()).await?;
+    let (url, pending) = state.oidc.authorization_request(intent, state.now()).await?;
     session
         .set_pending_login(&pending)
         .map_err(|e| AppError::Unexpected(e.into()))?;
@@ -104,22 +106,27 @@ pub async fn callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, AppError> {
     let session = TypedSession::from_request(&req);
-    // Taken out whatever happens next: a callback can be used once (kanidm: "prevent UI loops").
-    let pending = session.take_pending_login().ok_or_else(|| {
+    let no_login = || {
         AppError::BadRequest("No sign-in is in progress in this browser, or it was already completed.".into())
-    })?;
+    };
     let query = query.into_inner();
-    // RFC 6749 §10.12: the state must be the one this browser sent.
+    // RFC 6749 §10.12: the state must be the one this browser sent. An answer with another
+    // state changes nothing, so a page that sends the browser to /callback with a made-up
+    // one cannot cancel the sign-in in progress.
+    let expected = session.pending_login().ok_or_else(no_login)?.state;
     let state_ok = query
         .state
         .as_deref()
-        .is_some_and(|s| secrets_equal(s, &pending.state));
+        .is_some_and(|s| secrets_equal(s, &expected));
     if !state_ok {
         return Err(AppError::BadRequest(
             "The sign-in answer does not belong to this browser's sign-in.".into(),
         ));
     }
-    if now() - pending.started_at > LOGIN_TIMEOUT_SECS {
+    // Taken out whatever happens next: an answer with the right state is used once (kanidm:
+    // "prevent UI loops").
+    let pending = session.take_pending_login().ok_or_else(no_login)?;
+    if state.now() - pending.started_at > LOGIN_TIMEOUT_SECS {
         return Err(AppError::BadRequest(
             "The sign-in took too long. Please start again.".into(),
         ));
@@ -144,7 +151,7 @@ pub async fn callback(
     let code = query
         .code
         .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
-    let signed_in = state.oidc.finish_login(&pending, code, now()).await?;
+    let signed_in = state.oidc.finish_login(&pending, code, state.now()).await?;
     let current = session.auth().ok().flatten();
     // A step-up strengthens *this* user's login. If the provider answered for someone else
     // (another account signed in at the provider meanwhile), keep the session as it was.
@@ -180,7 +187,7 @@ pub async fn callback(
     // Within one session the login stays the same one (a step-up, or signing in again as the
     // same person): same id, same start, so neither renews the session's lifetime.
     let previous = current.and_then(|c| Some((c, session.login()?)));
-    let now = now();
+    let now = state.now();
     let (login, same, replaced) = match previous {
         Some((current, login)) if current.subject == auth.subject => (
             SessionLogin {
@@ -327,7 +334,7 @@ pub async fn logout(
         // Ended for good, in either store: a copy of this session's cookie signs nobody in.
         id_token = state
             .logins
-            .end(&login.id, login.expires_at(&state.sessions), now())
+            .end(&login.id, login.expires_at(&state.sessions), state.now())
             .await;
         let _ = state
             .audit(&meta, Some(&auth.subject), AuditEvent::Logout, "")

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::data::AuditEvent;
 use super::logout_token::{self, LogoutTokenError};
-use super::state::{AppState, RequestMeta, now};
+use super::state::{AppState, RequestMeta};
 
 /// The largest body read: a logout token is a few kilobytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -45,7 +45,7 @@ pub async fn receive(
     let (Some((_, token)), None) = (tokens.next(), tokens.next()) else {
         return refuse("invalid_request", "expected exactly one logout_token");
     };
-    let now = now();
+    let now = state.now();
     let request = match logout_token::validate(&state.oidc, &token, now).await {
         Ok(request) => request,
         Err(LogoutTokenError::Invalid(why)) => {

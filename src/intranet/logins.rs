@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::data::{Database, LoginRow};
+use crate::clock::Clock;
 use crate::web::random_token;
 
 /// The most a cookie may hold, name, value and attributes together (RFC 6265 §6.1's minimum,
@@ -234,14 +235,14 @@ impl Logins {
 
     /// Syncs every [`SYNC_INTERVAL`] (and purges long-expired rows every minute or so) for as
     /// long as `logins` is alive; spawn it on the runtime.
-    pub async fn keep_in_sync(logins: Weak<Self>, clock: fn() -> i64) {
+    pub async fn keep_in_sync(logins: Weak<Self>, clock: Clock) {
         let mut rounds = 0u32;
         loop {
             tokio::time::sleep(SYNC_INTERVAL).await;
             let Some(logins) = logins.upgrade() else {
                 return;
             };
-            let now = clock();
+            let now = clock.now();
             if let Err(e) = logins.sync(now).await {
                 tracing::warn!(error = %e, "cannot read ended logins from the database");
             }

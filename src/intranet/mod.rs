@@ -74,12 +74,15 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
     let sessions = session_policy(&config)?;
     let db = data::Database::connect(&config.database_url).await?;
     let logins = Arc::new(
-        Logins::load(db.clone(), state::now())
+        Logins::load(db.clone(), config.clock.now())
             .await
             .context("cannot read the record of sign-ins")?,
     );
     // Other processes' sign-outs, read every few seconds for as long as this server lives.
-    tokio::spawn(Logins::keep_in_sync(Arc::downgrade(&logins), state::now));
+    tokio::spawn(Logins::keep_in_sync(
+        Arc::downgrade(&logins),
+        config.clock.clone(),
+    ));
     // Server-side sessions: the cookie carries only a (private) session id, so several intranet
     // processes with the same SESSION_SECRET share sessions, and logout deletes the session.
     let redis = match &config.redis_url {
@@ -119,6 +122,7 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         store,
         redis: redis.clone(),
         seen_logout_tokens: Default::default(),
+        clock: config.clock.clone(),
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
     // redirects after a form post: allow the issuer's origin, nothing else.
@@ -162,8 +166,14 @@ impl Site {
         let requirements = state.requirements.clone();
         let state_ttl = actix_web::cookie::time::Duration::seconds(state.sessions.lifetime);
         let headers = crate::web::SecurityHeaders::new(&csp, secure);
-        let pages = stepup::Pages.into_app_data();
-        let bearer = api::BearerApi.into_app_data();
+        let pages = stepup::Pages {
+            clock: state.clock.clone(),
+        }
+        .into_app_data();
+        let bearer = api::BearerApi {
+            clock: state.clock.clone(),
+        }
+        .into_app_data();
         let server =
             HttpServer::new(move || {
                 let sessions = SessionMiddleware::builder(store(), key.clone())

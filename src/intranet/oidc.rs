@@ -6,7 +6,7 @@
 //! RP-initiated logout URL. Every call to the provider goes through `fetch.rs` (timeout, body
 //! cap, no redirects).
 //!
-//! It takes the time and the clock skew from its callers (`state::now`, `state::CLOCK_SKEW`)
+//! It takes the time and the clock skew from its callers (`AppState::now`, `state::CLOCK_SKEW`)
 //! rather than reading a clock of its own.
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -464,8 +464,10 @@ impl Oidc {
             keys.jwks.clone(),
         )
         .set_allowed_algs(provider.allowed_algs.clone())
-        // Our one clock, not openidconnect's own.
-        .set_time_fn(move || at)
+        // Our one clock, not openidconnect's own, which it reads only for `exp` (rule 9):
+        // read back by the skew, an ID token stays valid until `exp` + skew, as the access
+        // and logout tokens do.
+        .set_time_fn(move || at - skew)
         .set_issue_time_verifier_fn(move |iat| {
             // Rule 10: refuse tokens issued in the future.
             if iat > at + skew {

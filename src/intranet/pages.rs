@@ -11,7 +11,7 @@ use super::errors::AppError;
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
 use super::session::TypedSession;
-use super::state::{AppState, RequestMeta, now};
+use super::state::{AppState, RequestMeta};
 use super::stepup::CurrentUser;
 use super::view::{Nav, ago, format_time};
 
@@ -234,7 +234,7 @@ struct MePage {
 /// `/me`: the session's claims, explained, and whether each registered requirement holds.
 pub async fn me(req: HttpRequest, user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
     let auth = user.0;
-    let now = now();
+    let now = state.now();
     let dropped_roles = TypedSession::from_request(&req)
         .login()
         .map_or(0, |l| l.dropped_roles);

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::logins::{SessionLogin, Verdict};
 use super::oidc::PendingLogin;
-use super::state::{AppState, now};
+use super::state::AppState;
 use crate::web::{random_token, secrets_equal};
 use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
 use actix_web::HttpRequest;
@@ -87,7 +87,7 @@ impl TypedSession {
             self.forget_login();
             return Ok(None);
         };
-        let now = now();
+        let now = state.now();
         let void = state.logins.is_void(&login.id, login.started_at);
         match state.sessions.judge(&login, void, now) {
             Verdict::Current => Ok(Some(auth)),
@@ -167,6 +167,11 @@ impl TypedSession {
     /// a replayed callback fails.
     pub fn set_pending_login(&self, pending: &PendingLogin) -> Result<(), SessionInsertError> {
         self.session.insert(PENDING_LOGIN, pending)
+    }
+
+    /// The pending login, left in place.
+    pub fn pending_login(&self) -> Option<PendingLogin> {
+        self.session.get::<PendingLogin>(PENDING_LOGIN).ok().flatten()
     }
 
     /// Takes the pending login out; a second call returns `None`.

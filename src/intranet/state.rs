@@ -1,7 +1,7 @@
 //! The intranet's application state, its one clock and its one clock-skew allowance, and
 //! the audit-trail entry point every handler shares.
 //!
-//! Everything that needs the time asks [`now`]; everything that tolerates a difference
+//! Everything that needs the time asks [`AppState::now`] (the one [`Clock`], which tests shift); everything that tolerates a difference
 //! between our clock and the provider's uses [`CLOCK_SKEW`]: the step-up requirements'
 //! `auth_time` checks, the ID token's `iat` (OIDC Core §3.1.3.7 rule 10) and the access
 //! token's `exp` (RFC 9068 §4).
@@ -20,15 +20,11 @@ use super::logins::{Logins, SessionPolicy};
 use super::logout_token::SeenTokens;
 use super::oidc::Oidc;
 use super::redis_store::RedisStore;
+use crate::clock::Clock;
 use crate::web::RequestId;
 
 /// How far the provider's clock may differ from ours.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
-
-/// The current time in Unix seconds: the one clock of the intranet.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 /// What every handler can reach (as `web::Data<AppState>`).
 pub struct AppState {
@@ -54,6 +50,8 @@ pub struct AppState {
     pub redis: Option<RedisStore>,
     /// The `jti`s of logout tokens already used.
     pub seen_logout_tokens: SeenTokens,
+    /// The intranet's one clock.
+    pub clock: Clock,
 }
 
 /// Where sessions are kept, as far as pages and probes care.
@@ -83,6 +81,11 @@ impl StoreKind {
 }
 
 impl AppState {
+    /// The current time in Unix seconds, on the intranet's one clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Writes an audit row. Callers decide whether a failure stops the request: it must
     /// for salary views; elsewhere it is logged.
     pub async fn audit(
@@ -93,7 +96,7 @@ impl AppState {
         detail: impl Into<String>,
     ) -> Result<(), sqlx::Error> {
         let entry = data::AuditEntry {
-            at: now(),
+            at: self.now(),
             subject: subject.map(str::to_owned),
             event,
             request_id: meta.request_id.clone(),

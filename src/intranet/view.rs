@@ -14,7 +14,7 @@ use super::data::{Customer, Employee, SalaryEntry};
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
 use super::session::TypedSession;
-use super::state::{AppState, now};
+use super::state::AppState;
 
 /// What the layout shows on every page, built from the request (so error pages too).
 #[derive(Clone, Default)]
@@ -75,7 +75,7 @@ impl Nav {
                     .is_some_and(|r| r.has_roles(&auth));
                 Some(NavUser {
                     name: auth.display_name().to_owned(),
-                    assurance: assurance(&auth, strong, now()),
+                    assurance: assurance(&auth, strong, state.now()),
                     strong,
                     auditor,
                 })

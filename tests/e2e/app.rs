@@ -161,6 +161,15 @@ impl TestApp {
         }
     }
 
+    /// Moves the intranet's clock `secs` ahead (Fabrikam ID's is its own: see
+    /// `TestIdp::set_clock`), instead of sleeping.
+    pub fn advance_clock(&self, secs: i64) {
+        self.settings
+            .intranet_clock
+            .advance(secs)
+            .expect("a clock offset within a century");
+    }
+
     /// Another browser (its own cookies) on the same servers, with the same helpers. Drop it
     /// before `self`.
     pub fn another_browser(&self) -> TestApp {

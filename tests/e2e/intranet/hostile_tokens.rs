@@ -62,6 +62,19 @@ async fn forged_or_misaddressed_id_tokens_create_no_session() {
 }
 
 #[tokio::test]
+async fn an_id_token_that_expired_within_the_clock_skew_is_accepted() {
+    // OIDC Core §3.1.3.7 rule 9 with the intranet's one 30 s allowance for clock skew, as
+    // access and logout tokens get.
+    let app = TestApp::spawn().await;
+    app.idp
+        .set_next_token(json!({"id_token_claims": {"exp": now() - 10}}))
+        .await;
+    let page = app.login_to("alice", "/customers").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.url.path(), "/customers");
+}
+
+#[tokio::test]
 async fn a_forged_step_up_token_does_not_upgrade_the_session() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;

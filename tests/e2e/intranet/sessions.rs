@@ -117,21 +117,34 @@ async fn a_signed_out_cookie_no_longer_works_even_copied_before_a_step_up() {
 
 #[tokio::test]
 async fn an_idle_session_ends_without_being_rewritten_on_every_request() {
-    let app = TestApp::spawn_with(|s| s.session_idle_timeout_secs = 3).await;
+    // The demo's 30 min of inactivity, on the intranet's clock (the last-seen stamp is
+    // rewritten at most every idle/6 = 300 s).
+    let app = TestApp::spawn_with(|s| s.session_idle_timeout_secs = 1800).await;
     app.login_as("alice").await;
-    let customers = app.get("/customers").await;
-    assert_eq!(customers.status, StatusCode::OK);
-    // Activity keeps it alive: the last-seen stamp is refreshed (at most every idle/6 s).
+    assert_eq!(app.get("/customers").await.status, StatusCode::OK);
+    let rewrites = |res: &reqwest::Response| {
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter(|c| c.to_str().unwrap_or("").starts_with("fabrikam_session="))
+            .count()
+    };
+    let quiet = app.browser.get(app.url("/customers")).send().await.unwrap();
+    assert_eq!(quiet.status(), StatusCode::OK);
+    assert_eq!(rewrites(&quiet), 0, "a request soon after another writes nothing");
+    // Activity keeps it alive past the idle timeout: 3 × 1,000 s, a request each time.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(app.get("/customers").await.status, StatusCode::OK);
+        app.advance_clock(1000);
+        let active = app.browser.get(app.url("/customers")).send().await.unwrap();
+        assert_eq!(active.status(), StatusCode::OK);
+        assert_eq!(rewrites(&active), 1, "the last-seen stamp is refreshed");
     }
-    tokio::time::sleep(Duration::from_millis(4200)).await;
+    app.advance_clock(1801);
     let idle = app.get("/customers").await;
     assert_eq!(
         idle.status,
         StatusCode::FOUND,
-        "ended after 3 s without a request"
+        "ended after 30 min without a request"
     );
     assert_eq!(idle.location().unwrap().path(), "/login");
 }
@@ -139,17 +152,27 @@ async fn an_idle_session_ends_without_being_rewritten_on_every_request() {
 #[tokio::test]
 async fn a_step_up_does_not_renew_the_session_lifetime() {
     let app = TestApp::spawn_with(|s| {
-        s.session_lifetime_secs = 5;
-        s.session_idle_timeout_secs = 5;
+        s.session_lifetime_secs = 8 * 3600;
+        s.session_idle_timeout_secs = 1800;
     })
     .await;
     app.login_as("alice").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Active all day (a request every 20 min), stepping up near the end.
+    for _ in 0..23 {
+        app.advance_clock(1200);
+        assert_eq!(app.get("/customers").await.status, StatusCode::OK);
+    }
+    // The provider's clock moves too, so its token is fresh on the intranet's clock.
+    app.idp
+        .set_clock_offset(app.settings.intranet_clock.offset())
+        .await;
     let salary = app.step_up_with_totp("alice", "/employees/1/salary").await;
-    assert_eq!(salary.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    // 6.5 s after the first sign-in (3.5 s after the step-up): over.
-    assert_eq!(app.get("/customers").await.status, StatusCode::FOUND);
+    assert_eq!(salary.status, StatusCode::OK, "{}", salary.body);
+    app.advance_clock(1201);
+    // 8 h 1 s after the first sign-in, 20 min after the step-up: over.
+    let over = app.get("/customers").await;
+    assert_eq!(over.status, StatusCode::FOUND);
+    assert_eq!(over.location().unwrap().path(), "/login");
 }
 
 #[tokio::test]
