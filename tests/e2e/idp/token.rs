@@ -148,8 +148,8 @@ async fn client_authentication_basic_and_post_work_and_a_wrong_secret_is_invalid
         f.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         f
     };
-    let (flow, _) = idp.login(&browser, "alice", &[]).await;
-    let _ = flow;
+    // Signed in once; each code below comes by SSO.
+    idp.login(&browser, "alice", &[]).await;
 
     let (flow, code) = idp.sso_code(&browser, &[]).await;
     let wrong = idp
