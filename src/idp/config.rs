@@ -86,7 +86,8 @@ pub struct ClientRegistration {
     /// `None` for a public client (`token_endpoint_auth_method = "none"`).
     #[serde(default)]
     pub client_secret: Option<SecretString>,
-    /// `None`: `client_secret_basic` or `client_secret_post`, whichever the client uses.
+    /// As registered; `None` means `client_secret_basic` (Dynamic Client Registration 1.0 §2),
+    /// see [`Self::token_auth_method`].
     #[serde(default)]
     pub token_endpoint_auth_method: Option<TokenAuthMethod>,
     pub redirect_uris: Vec<String>,
@@ -117,8 +118,9 @@ impl std::fmt::Debug for ClientRegistration {
 }
 
 impl ClientRegistration {
-    /// A confidential client: a secret (`client_secret_basic` or `client_secret_post`),
-    /// redirect URIs, RS256 ID tokens.
+    /// A confidential client: a secret sent with `client_secret_basic` (register
+    /// `client_secret_post` with [`Self::with_token_endpoint_auth_method`]), redirect URIs,
+    /// RS256 ID tokens.
     pub fn confidential<'a>(
         client_id: &str,
         client_secret: &str,
@@ -189,6 +191,22 @@ impl ClientRegistration {
     pub fn with_token_endpoint_auth_method(mut self, method: TokenAuthMethod) -> Self {
         self.token_endpoint_auth_method = Some(method);
         self
+    }
+
+    /// The method the token endpoint accepts from this client: the registered one, or
+    /// `client_secret_basic` when none is registered (Dynamic Client Registration 1.0 §2).
+    ///
+    /// ```
+    /// use fabrikam::idp::{ClientRegistration, TokenAuthMethod};
+    ///
+    /// let app = ClientRegistration::confidential("app", "secret", ["http://127.0.0.1:3000/cb"]);
+    /// assert_eq!(app.token_auth_method(), TokenAuthMethod::ClientSecretBasic);
+    /// let app = app.with_token_endpoint_auth_method(TokenAuthMethod::ClientSecretPost);
+    /// assert_eq!(app.token_auth_method(), TokenAuthMethod::ClientSecretPost);
+    /// ```
+    pub fn token_auth_method(&self) -> TokenAuthMethod {
+        self.token_endpoint_auth_method
+            .unwrap_or(TokenAuthMethod::ClientSecretBasic)
     }
 
     /// A public client authenticates with no secret.

@@ -25,7 +25,8 @@ use crate::config::{issuer_id, url_for, with_trailing_slash};
 /// clock, key rotation.
 ///
 /// Without [`TestProviderBuilder::client`] it serves the demo's client (`fabrikam-intranet`,
-/// secret `fabrikam-demo-secret`, redirect URI `http://127.0.0.1:8080/callback`); without
+/// secret `fabrikam-demo-secret` sent with HTTP Basic, `client_secret_basic`, redirect URI
+/// `http://127.0.0.1:8080/callback`); without
 /// [`TestProviderBuilder::user`] the demo users alice, bob and carol (password: the user name
 /// followed by `-password`; TOTP secrets in the README).
 ///

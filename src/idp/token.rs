@@ -59,7 +59,8 @@ enum Presented {
 
 /// Client authentication (OIDC Core §9): `client_secret_basic`, `client_secret_post`, or
 /// `none` for public clients — never two at once (RFC 6749 §2.3) and only the method the
-/// client registered; secrets compared in constant time.
+/// client registered (`client_secret_basic` when it registered none); secrets compared in
+/// constant time. It runs before the code is looked at, so a refused client spends no code.
 fn authenticate<'a>(
     req: &HttpRequest,
     idp: &'a Idp,
@@ -105,21 +106,29 @@ fn authenticate<'a>(
         tracing::info!(?client_id, "token request from an unknown client");
         return Err(OAuthError::invalid_client(basic, "unknown client"));
     };
-    let method_ok = match (client.token_endpoint_auth_method, presented) {
-        (Some(TokenAuthMethod::None), p) => p == Presented::Nothing,
-        (_, Presented::Nothing) => false,
-        (None, _) => true,
-        (Some(TokenAuthMethod::ClientSecretBasic), p) => p == Presented::Basic,
-        (Some(TokenAuthMethod::ClientSecretPost), p) => p == Presented::Post,
+    // Dynamic Client Registration 1.0 §2: a client that registers no method uses
+    // client_secret_basic; one that registers a method uses that one alone.
+    let method = client.token_auth_method();
+    let method_ok = match method {
+        TokenAuthMethod::None => presented == Presented::Nothing,
+        TokenAuthMethod::ClientSecretBasic => presented == Presented::Basic,
+        TokenAuthMethod::ClientSecretPost => presented == Presented::Post,
     };
     if !method_ok {
-        tracing::info!(?client_id, ?presented, "client used a method it did not register");
-        let description = match client.token_endpoint_auth_method {
-            Some(TokenAuthMethod::None) => "a public client sends no client secret".to_owned(),
-            Some(method) => format!("this client authenticates with {}", method.as_str()),
-            None => "this client authenticates with client_secret_basic or client_secret_post".to_owned(),
+        tracing::info!(
+            ?client_id,
+            ?presented,
+            registered = method.as_str(),
+            "client used a method it did not register"
+        );
+        let description = match method {
+            TokenAuthMethod::None => "a public client sends no client secret".to_owned(),
+            method => format!("this client authenticates with {}", method.as_str()),
         };
-        return Err(OAuthError::invalid_client(basic, description));
+        // RFC 6749 §5.2: the Basic challenge whenever the client tried Basic, and also when it
+        // must use Basic (it tells a client that posted its secret what to do instead).
+        let challenge = basic || method == TokenAuthMethod::ClientSecretBasic;
+        return Err(OAuthError::invalid_client(challenge, description));
     }
     if presented == Presented::Nothing {
         return Ok(client);
