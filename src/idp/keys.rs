@@ -8,9 +8,14 @@
 //! Keys come from PEM files (`IDP_SIGNING_KEY`, `IDP_RSA_SIGNING_KEY`) or are generated. A P-256
 //! key is generated in microseconds; an RSA key takes 20–200 ms with the crates optimised and
 //! seconds without, so the generated RSA key is made once per process on a background thread,
-//! started with the first provider, and waited for only when a provider first needs it (every
-//! provider built in the process — the tests start many — publishes that same key until it
-//! rotates; a rotation always generates a new one).
+//! started with the first provider, and waited for only when a provider first needs it.
+//!
+//! That key is **shared**: every provider built in the process with [`KeySource::Generate`]
+//! (the tests start many) signs RS256 with it and publishes it under the same `kid`, until it
+//! rotates (a rotation always generates a new key, for that provider alone). So one such
+//! provider's RS256 tokens verify against another's JWKS; only `iss` tells them apart.
+//! [`KeySource::GenerateOwn`] gives a provider an RSA key of its own (generated the same way,
+//! in the background, for it alone). P-256 keys are never shared.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -79,9 +84,14 @@ pub enum SignatureMode {
 /// Where a signing key comes from.
 #[derive(Debug, Clone, Default)]
 pub enum KeySource {
-    /// Generated (the RSA key once per process, in the background; see the module docs).
+    /// Generated. The RSA key is generated once per process, in the background, and shared
+    /// by every provider of the process that asks for it (see the module docs); a P-256 key
+    /// is generated for each provider.
     #[default]
     Generate,
+    /// Generated for this provider alone: for RS256 a new key, not the process's shared one
+    /// (generated in the background, like it); for ES256 the same as [`Self::Generate`].
+    GenerateOwn,
     /// A PEM file: PKCS#8 for P-256; PKCS#8 or PKCS#1 for RSA (at least 2048 bits).
     File(PathBuf),
     /// The same PEM, in memory.
@@ -186,7 +196,7 @@ impl KeyPair {
 
     fn load(alg: SigningAlg, source: &KeySource) -> anyhow::Result<Option<Self>> {
         let (pem, origin) = match source {
-            KeySource::Generate => return Ok(None),
+            KeySource::Generate | KeySource::GenerateOwn => return Ok(None),
             KeySource::File(path) => (
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the {alg} signing key {}", path.display()))?,
@@ -312,6 +322,9 @@ pub struct Keys {
     es256: RwLock<Slot>,
     /// Signs test control's `wrong-key` ES256 tokens; never published.
     wrong_ec: KeyPair,
+    /// This provider's own generated RSA key ([`KeySource::GenerateOwn`]); `None`: the
+    /// process's shared one, if generated.
+    own_rsa: Option<BackgroundRsa>,
 }
 
 impl Keys {
@@ -322,8 +335,9 @@ impl Keys {
             None => KeyPair::generate_ec()?,
         };
         let rs256 = KeyPair::load(SigningAlg::RS256, rsa)?.map(Arc::new);
+        let own_rsa = matches!(rsa, KeySource::GenerateOwn).then(BackgroundRsa::new);
         if rs256.is_none() {
-            GENERATED_RSA.start();
+            own_rsa.as_ref().unwrap_or(&GENERATED_RSA).start();
         }
         let slot = |current| {
             RwLock::new(Slot {
@@ -335,7 +349,13 @@ impl Keys {
             rs256: slot(rs256),
             es256: slot(Some(Arc::new(es256))),
             wrong_ec: KeyPair::generate_ec()?,
+            own_rsa,
         })
+    }
+
+    /// Where this provider's generated RSA key comes from: its own, or the process's.
+    fn generated_rsa(&self) -> &BackgroundRsa {
+        self.own_rsa.as_ref().unwrap_or(&GENERATED_RSA)
     }
 
     fn slot(&self, alg: SigningAlg) -> &RwLock<Slot> {
@@ -355,7 +375,7 @@ impl Keys {
 
     /// Whether every current key is at hand (signing and the JWKS will not wait).
     pub fn is_ready(&self) -> bool {
-        self.read(SigningAlg::RS256).current.is_some() || GENERATED_RSA.is_ready()
+        self.read(SigningAlg::RS256).current.is_some() || self.generated_rsa().is_ready()
     }
 
     /// Blocks until every current key is at hand: call from a blocking thread (see
@@ -384,12 +404,12 @@ impl Keys {
         Ok(())
     }
 
-    /// The current key of `alg` (blocks while the process's RSA key is being generated).
+    /// The current key of `alg` (blocks while the generated RSA key is still being made).
     fn current(&self, alg: SigningAlg) -> anyhow::Result<Arc<KeyPair>> {
         if let Some(key) = &self.read(alg).current {
             return Ok(Arc::clone(key));
         }
-        let generated = GENERATED_RSA.wait()?;
+        let generated = self.generated_rsa().wait()?;
         let mut slot = self.write(alg);
         Ok(Arc::clone(slot.current.get_or_insert(generated)))
     }
