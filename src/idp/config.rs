@@ -664,6 +664,22 @@ impl IdpConfig {
             if !ids.insert(client.client_id.as_str()) {
                 return Err(error(entry, ("client_id".into(), "is registered twice".into())));
             }
+            // An access token's aud is the API (RFC 9068 §3); were it also a client id, that
+            // client's access tokens would read as ID tokens issued to it (OIDC Core §2: aud is
+            // the client), e.g. as an id_token_hint.
+            if client.client_id == self.api_audience {
+                return Err(error(
+                    entry,
+                    (
+                        "client_id".into(),
+                        format!(
+                            "is the API audience (API_AUDIENCE = {:?}): access tokens would name this \
+                             client as their audience; choose another client_id or API_AUDIENCE",
+                            self.api_audience
+                        ),
+                    ),
+                ));
+            }
         }
         let mut names = HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
@@ -927,6 +943,13 @@ mod tests {
             ("clients[1] (client_id \"app\")", "client_id")
         );
         assert_eq!(problem(config(vec![], vec![])).1, "clients");
+        let api = ClientRegistration::confidential("fabrikam-api", "s", ["http://a/cb"]);
+        let (entry, field, problem) = problem(config(vec![client(), api], vec![]));
+        assert_eq!(
+            (entry.as_str(), field.as_str()),
+            ("clients[1] (client_id \"fabrikam-api\")", "client_id")
+        );
+        assert!(problem.contains("API_AUDIENCE = \"fabrikam-api\""), "{problem}");
         config(vec![ClientRegistration::public("spa", ["http://a/cb"])], vec![])
             .validate()
             .unwrap();

@@ -516,14 +516,15 @@ impl Keys {
     /// Verifies a token signed with one of our published keys (RS256 or ES256, found by `kid`)
     /// and issued by `issuer`. `now` is the provider's clock; with `check_exp` an expired
     /// token is refused (RP-Initiated Logout 1.0 §2 accepts an expired `id_token_hint`, so
-    /// logout passes `false`). The audience is left to the caller.
+    /// logout passes `false`). What kind of token it is (its `typ`) and its audience are left
+    /// to the caller: see [`Verified`].
     pub fn verify(
         &self,
         token: &str,
         issuer: &str,
         now: i64,
         check_exp: bool,
-    ) -> Result<Map<String, Value>, jsonwebtoken::errors::Error> {
+    ) -> Result<Verified, jsonwebtoken::errors::Error> {
         use jsonwebtoken::errors::ErrorKind;
         let header = jsonwebtoken::decode_header(token)?;
         let alg = match header.alg {
@@ -554,7 +555,39 @@ impl Keys {
                 return Err(ErrorKind::ExpiredSignature.into());
             }
         }
-        Ok(data.claims)
+        Ok(Verified {
+            typ: data.header.typ,
+            claims: data.claims,
+        })
+    }
+}
+
+/// A token [`Keys::verify`] found signed by Fabrikam ID: its JOSE `typ` and its claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub typ: Option<String>,
+    pub claims: Map<String, Value>,
+}
+
+impl Verified {
+    /// Whether it is an RFC 9068 access token: `typ` `at+jwt` (§2.1), which §4 has resource
+    /// servers accept as `at+jwt` or `application/at+jwt` (media types are case-insensitive,
+    /// RFC 7515 §4.1.9). ID tokens are `JWT`, and an ID token must never pass as an access
+    /// token, nor an access token as an ID token.
+    pub fn is_access_token(&self) -> bool {
+        self.typ.as_deref().is_some_and(|typ| {
+            let typ = typ.to_ascii_lowercase();
+            typ == "at+jwt" || typ == "application/at+jwt"
+        })
+    }
+
+    /// Its `aud`: one string, or each string of an array (OIDC Core §2).
+    pub fn audiences(&self) -> Vec<&str> {
+        match self.claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 

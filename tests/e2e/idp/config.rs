@@ -217,6 +217,11 @@ async fn a_bad_file_stops_the_start_with_an_error_naming_the_file_the_entry_and_
             format!("include_demo_users = true\n{GOOD_CLIENT}[[users]]\nusername = \"alice\"\npassword = \"p\"\n"),
             &["users[3] (username \"alice\")", "username", "declared twice"],
         ),
+        (
+            "client-is-the-api.toml",
+            "[[clients]]\nclient_id = \"fabrikam-api\"\nclient_secret = \"s\"\nredirect_uris = [\"http://a/cb\"]\n".into(),
+            &["clients[0] (client_id \"fabrikam-api\")", "client_id", "is the API audience (API_AUDIENCE"],
+        ),
         ("no-clients.toml", "include_demo_users = true\n".into(), &["no client is registered"]),
         ("syntax.toml", "[[clients]\nclient_id = \"b\"\n".into(), &[":1:"]),
     ];
