@@ -79,6 +79,11 @@ pub enum SignatureMode {
     WrongKey,
     /// Unsecured (`alg: none`, RFC 7515 Appendix A.5).
     None,
+    /// The ID token MACed with HS256 under the client's own secret (OIDC Core §10.1's
+    /// symmetric signing), the classic algorithm-confusion forgery: anyone who knows the
+    /// secret could have made it, so an RP that expects an asymmetric signature must refuse
+    /// it. The access token stays validly signed. Needs a client with a secret.
+    Hs256ClientSecret,
 }
 
 /// Where a signing key comes from.
@@ -498,6 +503,9 @@ impl Keys {
                 };
                 Ok(jsonwebtoken::encode(&header, claims, &wrong)?)
             }
+            SignatureMode::Hs256ClientSecret => {
+                anyhow::bail!("hs256-client-secret is signed with the client's secret: see sign_hs256")
+            }
             SignatureMode::None => {
                 // An unsecured JWS (RFC 7515 Appendix A.5): a test of the RP's alg check.
                 let mut header = json!({ "alg": "none", "kid": key.kid });
@@ -511,6 +519,23 @@ impl Keys {
                 ))
             }
         }
+    }
+
+    /// Signs `claims` with HS256 under `secret` (test control's `hs256-client-secret`), as
+    /// OIDC Core §10.1 has a symmetric ID token keyed: the octets of the client secret. No
+    /// `kid`: no published key made it.
+    pub fn sign_hs256(
+        typ: Option<&str>,
+        claims: &Map<String, Value>,
+        secret: &[u8],
+    ) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = typ.map(str::to_owned);
+        Ok(jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_secret(secret)?,
+        )?)
     }
 
     /// Verifies a token signed with one of our published keys (RS256 or ES256, found by `kid`)

@@ -13,6 +13,7 @@ use super::config::{ClientRegistration, TokenAuthMethod};
 use super::control::{TokenDeviation, merge_claims};
 use super::directory::User;
 use super::errors::OAuthError;
+use super::keys::{Keys, SignatureMode};
 use super::protocol::is_pkce_value;
 use super::state::{CodeGrant, Idp, TOKEN_TTL_SECS};
 use crate::web::{NO_STORE, pkce_s256, random_token, secrets_equal};
@@ -249,13 +250,27 @@ fn issue(
     merge_claims(&mut access, &deviation.access_token_claims);
     // Both tokens with the client's registered algorithm (RS256 unless it chose ES256).
     let alg = client.id_token_signed_response_alg;
-    let id_token = idp.keys.sign(alg, Some("JWT"), &id, deviation.signature)?;
+    let id_token = match deviation.signature {
+        SignatureMode::Hs256ClientSecret => {
+            use secrecy::ExposeSecret;
+            let secret = client.client_secret.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("test control: hs256-client-secret needs a client with a secret")
+            })?;
+            Keys::sign_hs256(Some("JWT"), &id, secret.expose_secret().as_bytes())?
+        }
+        mode => idp.keys.sign(alg, Some("JWT"), &id, mode)?,
+    };
+    // The access token is MACed by no client secret (its audience is the API, not the client).
+    let access_mode = match deviation.signature {
+        SignatureMode::Hs256ClientSecret => SignatureMode::Valid,
+        mode => mode,
+    };
     // RFC 9068 §2.1: `typ: at+jwt` (test control may replace or drop it).
     let access_typ = match &deviation.access_token_typ {
         None => Some("at+jwt"),
         Some(typ) => typ.as_deref(),
     };
-    let access_token = idp.keys.sign(alg, access_typ, &access, deviation.signature)?;
+    let access_token = idp.keys.sign(alg, access_typ, &access, access_mode)?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",
