@@ -413,11 +413,10 @@ impl UserSpec {
             (Some(_), Some(_)) => return field("password", "give password or password_hash, not both"),
             (None, None) => return field("password", "is missing (or give password_hash)"),
             (Some(p), None) if p.expose_secret().is_empty() => return field("password", "is empty"),
-            (None, Some(hash)) if super::passwords::check_phc(hash).is_err() => {
-                return field(
-                    "password_hash",
-                    "is not an argon2 PHC string ($argon2id$...) with at most 64 MiB of memory",
-                );
+            (None, Some(hash)) => {
+                if let Err(problem) = password_hash_problem(hash) {
+                    return Err(("password_hash".into(), problem));
+                }
             }
             _ => {}
         }
@@ -457,6 +456,32 @@ impl UserSpec {
         }
         Ok(())
     }
+}
+
+/// Why `hash` cannot be a configured `password_hash`: only argon2 PHC strings within
+/// [`super::passwords::MAX_MEMORY_KIB`] are verified, so anything else would lock the user out
+/// (or, were it compared as text, make the hash the password).
+fn password_hash_problem(hash: &str) -> Result<(), String> {
+    if super::passwords::check_phc(hash).is_ok() {
+        return Ok(());
+    }
+    const WANTED: &str = "Fabrikam ID takes an argon2 PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash), \
+                          or the password itself in password";
+    let scheme = hash
+        .strip_prefix('$')
+        .and_then(|rest| rest.split('$').next())
+        .filter(|s| !s.is_empty());
+    Err(match scheme {
+        Some(s) if s.starts_with("argon2") => format!(
+            "is not a valid argon2 PHC string, or asks for more than {} MiB of memory",
+            super::passwords::MAX_MEMORY_KIB / 1024
+        ),
+        Some("2a" | "2b" | "2x" | "2y") => format!("is a bcrypt hash; {WANTED}"),
+        Some(s) if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            format!("is a {s:?} hash, not argon2; {WANTED}")
+        }
+        _ => format!("is not a PHC string; {WANTED}"),
+    })
 }
 
 fn is_username(name: &str) -> bool {
