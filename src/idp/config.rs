@@ -516,6 +516,10 @@ pub struct ConfigError {
 pub struct IdpConfig {
     /// The issuer URL; a path (`http://host/realms/fabrikam`) puts every endpoint under it.
     pub issuer: Url,
+    /// The issuer identifier exactly as `iss` and discovery carry it: `IDP_ISSUER_URL` as
+    /// written (`http://host:9090/` keeps its slash), or [`crate::config::issuer_id`] of
+    /// `issuer`. It must name the same URL as `issuer` ([`Self::validate`] checks).
+    pub issuer_id: String,
     pub clients: Vec<ClientRegistration>,
     pub users: Vec<UserSpec>,
     /// `IDP_MFA_AT_LOGIN`: every login asks the second factor unless the browser is remembered.
@@ -581,6 +585,7 @@ impl IdpConfig {
     /// The demo: alice, bob and carol, and `client`.
     pub fn demo(issuer: Url, client: ClientRegistration) -> Self {
         Self {
+            issuer_id: crate::config::issuer_id(&issuer),
             issuer,
             clients: vec![client],
             users: UserSpec::demo_users(),
@@ -610,6 +615,7 @@ impl IdpConfig {
             intranet_public_url,
         );
         let mut config = Self::demo(s.idp_issuer(idp_bound), default_client);
+        config.issuer_id = s.idp_issuer_id(idp_bound);
         config.mfa_at_login = s.idp_mfa_at_login;
         config.test_control = s.test_control;
         config.api_audience = s.api_audience.clone();
@@ -654,6 +660,17 @@ impl IdpConfig {
             field,
             problem,
         };
+        if Url::parse(&self.issuer_id).ok().as_ref() != Some(&self.issuer) {
+            return Err(ConfigError {
+                origin: "the settings".into(),
+                entry: "IDP_ISSUER_URL (--idp-issuer-url)".into(),
+                field: "issuer_id".into(),
+                problem: format!(
+                    "{:?} does not name the issuer URL {}",
+                    self.issuer_id, self.issuer
+                ),
+            });
+        }
         let max = MAX_CONFIGURED_SECS;
         for (name, flag, value) in [
             (

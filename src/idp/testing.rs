@@ -18,7 +18,7 @@ use super::control::{BackchannelLogout, NextToken};
 use super::directory::{UserPatch, UserView};
 use super::keys::{KeySource, KeyStatus, SigningAlg};
 use super::sessions::SessionView;
-use crate::config::{issuer_id, url_for, with_trailing_slash};
+use crate::config::{url_for, with_trailing_slash};
 
 /// Fabrikam ID for a test suite: started on `127.0.0.1` and a free port, with the test-control
 /// API on, and driven through it — deviant tokens, users changed at run time, a shifted
@@ -296,7 +296,7 @@ impl TestProvider {
     pub fn attach(config: IdpConfig) -> Self {
         let base = with_trailing_slash(&config.issuer);
         Self {
-            issuer: issuer_id(&config.issuer),
+            issuer: config.issuer_id.clone(),
             base,
             config,
             http: reqwest::Client::builder()
