@@ -119,9 +119,10 @@ pub struct Settings {
     /// Fabrikam ID bind address.
     #[arg(long, env = "IDP_ADDR", default_value = "127.0.0.1:9090", global = true)]
     pub idp_addr: SocketAddr,
-    /// Fabrikam ID's issuer URL (default http://<IDP_ADDR>).
-    #[arg(long, env = "IDP_ISSUER_URL", global = true)]
-    pub idp_issuer_url: Option<Url>,
+    /// Fabrikam ID's issuer URL (default http://<IDP_ADDR>), advertised exactly as written
+    /// (`http://host:9090/` keeps its slash, as Auth0 spells issuers).
+    #[arg(long, env = "IDP_ISSUER_URL", global = true, value_parser = absolute_url)]
+    pub idp_issuer_url: Option<String>,
     /// Ask every login for the second factor unless the browser is remembered.
     #[arg(long, env = "IDP_MFA_AT_LOGIN", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub idp_mfa_at_login: bool,
@@ -240,9 +241,23 @@ impl Settings {
         self.fabrikam_public_url.clone().unwrap_or_else(|| url_for(bound))
     }
 
-    /// Fabrikam ID's issuer, given the address it is bound to.
+    /// Fabrikam ID's issuer URL (to serve and join paths onto), given the address it is bound
+    /// to.
     pub fn idp_issuer(&self, bound: SocketAddr) -> Url {
-        self.idp_issuer_url.clone().unwrap_or_else(|| url_for(bound))
+        self.idp_issuer_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .unwrap_or_else(|| url_for(bound))
+    }
+
+    /// Fabrikam ID's issuer identifier, as `iss` and discovery carry it: `IDP_ISSUER_URL`
+    /// exactly as written (OIDC Discovery 1.0 §4.3 compares it as a string), else
+    /// `http://<bound>`.
+    pub fn idp_issuer_id(&self, bound: SocketAddr) -> String {
+        match &self.idp_issuer_url {
+            Some(issuer) if Url::parse(issuer).is_ok() => issuer.clone(),
+            _ => issuer_id(&url_for(bound)),
+        }
     }
 
     /// The intranet's configuration; `default_issuer` (the embedded Fabrikam ID) is used when
@@ -299,6 +314,13 @@ pub fn issuer_id(url: &Url) -> String {
     } else {
         url.as_str().to_owned()
     }
+}
+
+/// Clap's check of `IDP_ISSUER_URL`: an absolute URL, kept as written.
+fn absolute_url(value: &str) -> Result<String, String> {
+    Url::parse(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("{value:?} is not an absolute URL: {e}"))
 }
 
 /// `http://host/app` → `http://host/app/`, so that `join` appends rather than replaces.

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use url::Url;
 
-use crate::config::{Settings, issuer_id};
+use crate::config::Settings;
 use crate::idp::IdpConfig;
 use crate::{idp, intranet};
 
@@ -31,7 +31,7 @@ pub async fn demo(
 ) -> anyhow::Result<Demo> {
     let intranet_url = s.intranet_public_url(intranet_listener.local_addr()?);
     let idp_config = IdpConfig::from_settings(s, idp_listener.local_addr()?, &intranet_url)?;
-    let issuer = issuer_id(&idp_config.issuer);
+    let issuer = idp_config.issuer_id.clone();
     if s.oidc_issuer_url.is_none() {
         intranet_is_registered(&idp_config, &s.oidc_client_id, &intranet_url)?;
     }

@@ -106,7 +106,7 @@ impl Idp {
         let directory = Directory::new(&config.users, Arc::clone(&passwords))?;
         let keys = Arc::new(Keys::new(&config.signing_key, &config.rsa_signing_key)?);
         Ok(Self {
-            issuer: crate::config::issuer_id(&config.issuer),
+            issuer: config.issuer_id.clone(),
             issuer_url: config.issuer.clone(),
             links: Links::new(&config.issuer),
             clients: config.clients.clone(),

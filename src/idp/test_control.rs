@@ -7,7 +7,7 @@
 //! - `GET /test-control/authorize-requests[?client_id=c]`: `[{"params": {...}}]`, the last 50,
 //!   oldest first (only client `c`'s with the query).
 //! - `PUT /test-control/clock` `{"offset_secs": i64}`: shifts the provider's clock (see
-//!   [`super::clock`]); 204.
+//!   [`crate::clock`]); 204.
 //! - `PUT /test-control/next-token` ([`NextToken`]; every field optional, unknown fields
 //!   refused; each deviation is used once, by the next `/authorize` or successful `/token`;
 //!   with `"client_id"` only by that client's, and those win over unscoped ones); 204.
@@ -47,7 +47,7 @@ use super::backchannel;
 use super::config::UserSpec;
 use super::control::NextToken;
 use super::directory::{NewUser, UserPatch, UserView};
-use super::keys::{KeyStatus, SigningAlg};
+use super::keys::{KeyStatus, SignatureMode, SigningAlg};
 use super::state::Idp;
 use crate::clock::MAX_OFFSET_SECS;
 use crate::web::get_or_head;
@@ -134,6 +134,15 @@ async fn set_next_token(idp: web::Data<Idp>, body: web::Json<NextToken>) -> Http
     }
     // A wrong RSA key is generated on first use: do it now, not in the next /token.
     let mode = next.signature.unwrap_or_default();
+    if mode == SignatureMode::Hs256ClientSecret
+        && let Some(client) = next.client_id.as_deref().and_then(|c| idp.client(c))
+        && client.client_secret.is_none()
+    {
+        return invalid(format_args!(
+            "hs256-client-secret needs a client secret, and {:?} is a public client",
+            client.client_id
+        ));
+    }
     if let Err(e) = idp.keys.prepare(mode).await {
         return server_error(e);
     }

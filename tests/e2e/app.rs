@@ -146,7 +146,7 @@ impl TestApp {
             .expect("the test database");
         TestApp {
             base,
-            issuer: fabrikam::config::issuer_id(&idp_config.issuer),
+            issuer: idp_config.issuer_id.clone(),
             idp: TestIdp::new(idp_config),
             db,
             data_dir,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fabrikam::idp::control::NextToken;
-use fabrikam::idp::{ClientRegistration, IdpConfig, TestProvider, TestProviderBuilder};
+use fabrikam::idp::{ClientRegistration, IdpConfig, TestProvider, TestProviderBuilder, TokenAuthMethod};
 use openidconnect::core::{
     CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
@@ -555,8 +555,9 @@ impl TestIdp {
         url
     }
 
-    /// `POST /token` as this client (its secret with client_secret_basic, or its client_id
-    /// alone if public); the raw response.
+    /// `POST /token` as this client, authenticating as it registered: its secret with
+    /// client_secret_basic (also when it registered no method) or client_secret_post, or its
+    /// client_id alone if public; the raw response.
     pub async fn redeem_raw(&self, code: &str, verifier: &str) -> reqwest::Response {
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -565,11 +566,13 @@ impl TestIdp {
             ("code_verifier", verifier),
         ];
         let mut request = self.api.post(self.url("/token"));
-        match &self.client.client_secret {
-            Some(secret) => {
-                request = request.basic_auth(&self.client_id, Some(secret.expose_secret()));
+        let secret = self.client.client_secret.as_ref().map(|s| s.expose_secret());
+        match (self.client.token_auth_method(), secret) {
+            (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
+                form.extend([("client_id", self.client_id.as_str()), ("client_secret", secret)]);
             }
-            None => form.push(("client_id", &self.client_id)),
+            (_, Some(secret)) => request = request.basic_auth(&self.client_id, Some(secret)),
+            (_, None) => form.push(("client_id", &self.client_id)),
         }
         request.form(&form).send().await.expect("POST /token")
     }

@@ -110,3 +110,24 @@ async fn roles_and_extra_claims_come_from_the_validated_token() {
     let page = other.get("/employees/1/salary").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "no roles claim: no hr");
 }
+
+#[tokio::test]
+async fn an_id_token_macd_with_the_client_secret_is_refused_at_the_callback() {
+    // The algorithm-confusion forgery: HS256 keyed with the intranet's own client secret, which
+    // anyone holding that secret could have made. The intranet expects the provider's
+    // asymmetric signature (it never accepts an HMAC algorithm), so no session.
+    let app = TestApp::spawn().await;
+    app.idp
+        .set_next_token(json!({"signature": "hs256-client-secret"}))
+        .await;
+    let page = app.login_to("alice", "/customers").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(page.body.contains("could not be verified"), "{}", page.body);
+    assert_eq!(
+        app.get("/customers").await.status,
+        StatusCode::FOUND,
+        "no session"
+    );
+    assert_eq!(app.get("/me").await.status, StatusCode::FOUND, "no session");
+}
