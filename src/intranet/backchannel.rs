@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::data::AuditEvent;
 use super::logout_token::{self, LogoutTokenError};
-use super::state::{AppState, RequestMeta};
+use super::state::{AppState, CLOCK_SKEW, RequestMeta};
 
 /// The largest body read: a logout token is a few kilobytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -64,7 +64,16 @@ pub async fn receive(
     }
     let ended = state
         .logins
-        .end_matching(request.sub.as_deref(), request.sid.as_deref(), now)
+        // Stamped now, after the checks (which may have fetched the provider's keys), so other
+        // processes' syncs see it; only sign-ins made before the token was issued end.
+        .end_matching(
+            request.sub.as_deref(),
+            request.sid.as_deref(),
+            request
+                .iat
+                .saturating_add(i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0)),
+            state.now(),
+        )
         .await;
     let ended = match ended {
         Ok(n) => n,

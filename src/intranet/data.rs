@@ -443,23 +443,25 @@ impl Database {
 
     /// Ends, at `now`, every live login of the provider's session `sid` (of `subject` too, if
     /// given), or with no `sid` every live login of `subject`: Back-Channel Logout 1.0 §2.7.
-    /// Returns the logins ended, with their expiry.
+    /// Only logins started by `started_by`. Returns the logins ended, with their expiry.
     pub async fn end_logins_matching(
         &self,
         subject: Option<&str>,
         sid: Option<&str>,
+        started_by: i64,
         now: i64,
     ) -> sqlx::Result<Vec<(String, i64)>> {
         self.durably(async {
             sqlx::query_as(
                 "UPDATE logins SET ended_at = ?1, id_token = NULL \
-                 WHERE ended_at IS NULL AND expires_at > ?1 \
+                 WHERE ended_at IS NULL AND expires_at > ?1 AND started_at <= ?4 \
                  AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR sid = ?3) AND (?2 IS NOT NULL OR ?3 IS NOT NULL) \
                  RETURNING login_id, expires_at",
             )
             .bind(now)
             .bind(subject)
             .bind(sid)
+            .bind(started_by)
             .fetch_all(&self.pool)
             .await
         })

@@ -30,6 +30,11 @@ pub const MAX_COOKIE_BYTES: usize = 4096;
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
 /// Logins that expired this long ago are deleted from the database.
 const PURGE_AFTER_SECS: i64 = 3600;
+/// How far before its last successful look each sync reads again. A sign-out's `ended_at` is
+/// stamped before its write commits (which may wait seconds on a busy database, or behind a
+/// back-channel logout's key fetch), and other hosts' clocks differ from ours; re-reading
+/// costs nothing (the map holds each login once).
+const SYNC_OVERLAP_SECS: i64 = 60;
 /// The longest ID token kept for the provider's logout (a larger one is sent without it).
 const MAX_KEPT_ID_TOKEN: usize = 64 * 1024;
 
@@ -198,15 +203,17 @@ impl Logins {
     }
 
     /// Ends every live login of the provider's session `sid` (of `subject` too, if given),
-    /// or without a `sid` every live login of `subject` (Back-Channel Logout 1.0 §2.7).
-    /// Returns how many ended.
+    /// or without a `sid` every live login of `subject` (Back-Channel Logout 1.0 §2.7), that
+    /// started by `started_by` (the logout token's `iat` plus the skew: a replayed token
+    /// cannot end a sign-in made after it). Returns how many ended.
     pub async fn end_matching(
         &self,
         subject: Option<&str>,
         sid: Option<&str>,
+        started_by: i64,
         now: i64,
     ) -> sqlx::Result<usize> {
-        let ended = self.db.end_logins_matching(subject, sid, now).await?;
+        let ended = self.db.end_logins_matching(subject, sid, started_by, now).await?;
         let count = ended.len();
         self.mark_ended(ended);
         Ok(count)
@@ -220,16 +227,20 @@ impl Logins {
     }
 
     /// Reads the logins other processes ended since the last look, and forgets expired ones.
+    /// A failed read moves nothing on: the next sync reads the same span again.
     pub async fn sync(&self, now: i64) -> sqlx::Result<()> {
-        let since = {
-            let mut synced = self.synced_at.lock().unwrap_or_else(|p| p.into_inner());
-            // A little overlap: another process's clock may lag ours by a second or two.
-            std::mem::replace(&mut *synced, now).saturating_sub(5)
-        };
+        let since = self
+            .synced_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .saturating_sub(SYNC_OVERLAP_SECS);
         let ended = self.db.ended_logins(since, now).await?;
-        let mut map = self.ended.write().unwrap_or_else(|p| p.into_inner());
-        map.extend(ended);
-        map.retain(|_, expires_at| *expires_at > now);
+        {
+            let mut map = self.ended.write().unwrap_or_else(|p| p.into_inner());
+            map.extend(ended);
+            map.retain(|_, expires_at| *expires_at > now);
+        }
+        *self.synced_at.lock().unwrap_or_else(|p| p.into_inner()) = now;
         Ok(())
     }
 
@@ -352,22 +363,39 @@ mod tests {
         }
         let now = 2_000_000_100;
         assert_eq!(
-            logins.end_matching(Some("alice"), Some("s1"), now).await.unwrap(),
+            logins
+                .end_matching(Some("alice"), Some("s1"), now, now)
+                .await
+                .unwrap(),
             1
         );
         assert!(logins.is_void("a1", 2_000_000_000) && !logins.is_void("b1", 2_000_000_000));
         assert_eq!(
-            logins.end_matching(Some("alice"), None, now).await.unwrap(),
+            logins.end_matching(Some("alice"), None, now, now).await.unwrap(),
             1,
             "a2"
         );
-        assert_eq!(logins.end_matching(None, Some("s1"), now).await.unwrap(), 1, "b1");
         assert_eq!(
-            logins.end_matching(None, None, now).await.unwrap(),
+            logins.end_matching(None, Some("s1"), now, now).await.unwrap(),
+            1,
+            "b1"
+        );
+        assert_eq!(
+            logins.end_matching(None, None, now, now).await.unwrap(),
             0,
             "never all"
         );
         assert!(logins.is_void("b1", 2_000_000_000));
+        // A logout token issued before a sign-in (a replay, or a late one) leaves it alone.
+        logins.begin(login("a3", "alice", Some("s3"))).await.unwrap();
+        assert_eq!(
+            logins
+                .end_matching(Some("alice"), None, 1_999_999_000, now)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(!logins.is_void("a3", 2_000_000_000));
     }
 
     #[tokio::test]
@@ -380,6 +408,13 @@ mod tests {
         assert!(!two.is_void("a", 2_000_000_000), "not yet");
         two.sync(2_000_000_101).await.unwrap();
         assert!(two.is_void("a", 2_000_000_000), "after a sync");
+        // A sign-out whose write was stamped well before another process's last look (a slow
+        // write, or a clock behind) is still seen by that process's next look.
+        one.begin(login("b", "bob", None)).await.unwrap();
+        two.sync(2_000_000_200).await.unwrap();
+        one.end("b", 2_000_003_600, 2_000_000_150).await;
+        two.sync(2_000_000_202).await.unwrap();
+        assert!(two.is_void("b", 2_000_000_000), "a late-stamped sign-out");
         two.sync(2_000_003_601).await.unwrap();
         assert!(
             !two.ended.read().unwrap().contains_key("a"),
