@@ -7,6 +7,10 @@
 //! of them together cause at most [`REFETCHES_PER_WINDOW`] fetches a minute. Requests with a
 //! known `kid` never wait for a refetch: the key set is swapped in whole when it arrives, and
 //! no lock is held across the fetch (it is single-flight, see `flight.rs`).
+//!
+//! Keys also age: once the set is older than [`KEYS_MAX_AGE`], the next token checked starts a
+//! refetch in the background (tried at most once a minute), so a key the provider withdrew —
+//! say, after a compromise — stops verifying tokens without a restart.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,6 +33,8 @@ pub const REFETCHES_PER_WINDOW: usize = 10;
 const MAX_TRACKED_KIDS: usize = 1024;
 /// A `kid` longer than this is no provider's: never looked for.
 const MAX_KID_LEN: usize = 256;
+/// Keys older than this are refreshed in the background.
+pub const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// One fetch of the JWKS, in both forms.
 pub struct Keys {
@@ -39,6 +45,8 @@ pub struct Keys {
     pub by_kid: HashMap<String, jsonwebtoken::DecodingKey>,
     /// Every `kid` in the set.
     kids: HashSet<String>,
+    /// When the set was fetched.
+    fetched: Instant,
 }
 
 impl Keys {
@@ -65,7 +73,12 @@ impl Keys {
             .filter_map(|k| k.key_id().map(|kid| kid.as_str().to_owned()))
             .chain(by_kid.keys().cloned())
             .collect();
-        Ok(Self { jwks, by_kid, kids })
+        Ok(Self {
+            jwks,
+            by_kid,
+            kids,
+            fetched: Instant::now(),
+        })
     }
 
     pub fn has(&self, kid: &str) -> bool {
@@ -114,6 +127,11 @@ pub struct KeySet {
     jwks_uri: Url,
     /// How long a caller waits for a refetch (the HTTP timeout, and a little).
     wait: Duration,
+    /// Keys older than this are refreshed ([`KEYS_MAX_AGE`]).
+    max_age: Duration,
+    /// The last background refresh started, so a provider that is down is asked once a
+    /// minute, not on every request.
+    last_refresh: Mutex<Option<Instant>>,
 }
 
 impl KeySet {
@@ -125,6 +143,8 @@ impl KeySet {
             http,
             jwks_uri,
             wait: timeout + Duration::from_millis(500),
+            max_age: KEYS_MAX_AGE,
+            last_refresh: Mutex::new(None),
         }
     }
 
@@ -142,6 +162,9 @@ impl KeySet {
     /// The refetch failed (the provider is unreachable, slow or answers garbage).
     pub async fn containing(&self, kid: &str) -> Result<Arc<Keys>, FetchError> {
         let keys = self.current();
+        if keys.fetched.elapsed() > self.max_age {
+            self.refresh_in_background();
+        }
         if keys.has(kid) || kid.len() > MAX_KID_LEN {
             return Ok(keys);
         }
@@ -164,20 +187,37 @@ impl KeySet {
             );
             return Ok(self.current());
         }
-        let attempt = self.refetch.join_or_start(|| {
+        let attempt = self.refetch("refetched the provider's JWKS for an unknown kid");
+        self.wait_for(attempt).await
+    }
+
+    /// Starts a refetch nobody waits for, unless one is running or one started within the
+    /// last minute.
+    fn refresh_in_background(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last_refresh.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.saturating_duration_since(t) < KID_RETRY_WINDOW) {
+                return;
+            }
+            *last = Some(now);
+        }
+        drop(self.refetch("refreshed the provider's JWKS (the keys had aged)"));
+    }
+
+    /// Joins the refetch under way or starts one, which swaps the key set in whole when it
+    /// arrives (and logs `done`).
+    fn refetch(&self, done: &'static str) -> Attempt<Result<Arc<Keys>, FetchError>> {
+        self.refetch.join_or_start(|| {
             let (http, uri, current) = (self.http.clone(), self.jwks_uri.clone(), self.current.clone());
             async move {
                 let body = fetch::get_json(&http, uri.as_str(), "the JWKS", MAX_JWKS_BYTES).await?;
                 let keys = Arc::new(Keys::parse(&body)?);
                 *current.write().unwrap_or_else(|p| p.into_inner()) = keys.clone();
-                tracing::info!(
-                    keys = keys.count(),
-                    "refetched the provider's JWKS for an unknown kid"
-                );
+                tracing::info!(keys = keys.count(), "{done}");
                 Ok(keys)
             }
-        });
-        self.wait_for(attempt).await
+        })
     }
 
     async fn wait_for(
@@ -221,6 +261,65 @@ mod tests {
             limit.allow("real", t0 + KID_RETRY_WINDOW),
             "and the budget comes back"
         );
+    }
+
+    /// A JWKS with one EC key `kid`, served by a one-request-at-a-time HTTP server that
+    /// counts the requests it answered.
+    fn jwks(kid: &str) -> String {
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"{kid}","use":"sig","alg":"ES256",
+            "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}]}}"#
+        )
+    }
+
+    #[tokio::test]
+    async fn aged_keys_are_refreshed_in_the_background_and_a_withdrawn_key_goes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap())).unwrap();
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn({
+            let served = served.clone();
+            async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let mut buf = [0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let body = jwks("new");
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        let mut set = KeySet::new(
+            Keys::parse(jwks("old").as_bytes()).unwrap(),
+            reqwest::Client::new(),
+            uri,
+            Duration::from_secs(2),
+        );
+        // Fresh keys: a known kid asks nothing of the provider.
+        assert!(set.containing("old").await.unwrap().has("old"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Aged keys: the same call answers at once from what it has, and refreshes behind.
+        set.max_age = Duration::ZERO;
+        assert!(set.containing("old").await.unwrap().has("old"), "no wait");
+        for _ in 0..50 {
+            if !set.current().has("old") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let keys = set.current();
+        assert!(keys.has("new") && !keys.has("old"), "the withdrawn key is gone");
+        // Asked again at once: no second refresh within the minute.
+        set.containing("new").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
