@@ -54,6 +54,8 @@ pub struct AppState {
     pub redis: Option<RedisStore>,
     /// The `jti`s of logout tokens already used.
     pub seen_logout_tokens: SeenTokens,
+    /// The embedded provider's users for the demo guide (`fabrikam demo` only; else empty).
+    pub demo_users: Vec<crate::config::DemoUser>,
 }
 
 /// Where sessions are kept, as far as pages and probes care.

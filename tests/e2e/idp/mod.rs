@@ -18,3 +18,4 @@ mod test_provider;
 mod testing_doc;
 mod throttle;
 mod token;
+mod ways_out;
