@@ -71,16 +71,16 @@ async fn the_menu_marks_the_current_page_and_the_page_has_a_skip_link() {
     app.login_as("alice").await;
     let customers = app.get("/customers").await;
     assert_eq!(
-        crate::html::attrs(&customers.body, "nav a[aria-current]", "href"),
+        crate::html::attrs(&customers.body, ".wide-menu nav a[aria-current]", "href"),
         ["/customers"]
     );
     assert_eq!(
-        crate::html::attrs(&customers.body, "nav a[aria-current=page]", "href"),
+        crate::html::attrs(&customers.body, ".wide-menu nav a[aria-current=page]", "href"),
         ["/customers"]
     );
     let customer = app.get("/customers/1").await;
     assert_eq!(
-        crate::html::attrs(&customer.body, "nav a[aria-current=true]", "href"),
+        crate::html::attrs(&customer.body, ".wide-menu nav a[aria-current=true]", "href"),
         ["/customers"],
         "a page below Customers marks its section"
     );
