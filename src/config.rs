@@ -223,6 +223,30 @@ pub struct IntranetConfig {
     pub redis_timeout: Duration,
     /// The intranet's one clock (`Settings::intranet_clock`).
     pub clock: Clock,
+    /// The embedded provider's users, for the demo guide page (`/demo`, with their live TOTP
+    /// codes). Only `fabrikam demo` fills it; empty everywhere else, and `/demo` is then a 404.
+    pub demo_users: Vec<DemoUser>,
+}
+
+/// A user of the embedded Fabrikam ID as the intranet's demo guide shows them. Demo mode only:
+/// a real site never knows its users' passwords or second factors.
+#[derive(Clone)]
+pub struct DemoUser {
+    pub username: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Shown only when it is the documented demo password (`<username>-password`).
+    pub documented_password: Option<String>,
+    /// The base32 TOTP secret, if the user has one from the configuration.
+    pub totp_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for DemoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `http://<addr>/` for a bound address.
@@ -301,6 +325,7 @@ impl Settings {
             session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
             redis_timeout: Duration::from_millis(self.redis_timeout_ms),
             clock: self.intranet_clock.clone(),
+            demo_users: Vec::new(),
         }
     }
 }

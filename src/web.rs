@@ -1,5 +1,5 @@
 //! Neutral web plumbing shared by both servers: security headers, request logging that never
-//! records a query string, random values, PKCE, and the embedded stylesheets.
+//! records a query string, random values, PKCE, and the embedded static files (stylesheets, scripts, icons).
 //!
 //! The intranet and Fabrikam ID never import each other; both may import this module.
 
@@ -123,6 +123,26 @@ pub async fn request_log(
     res
 }
 
+/// JSON answers that end with a newline, so `curl` output does not run into the prompt.
+pub trait JsonLine {
+    /// Like `HttpResponseBuilder::json`, plus a trailing `\n`.
+    fn json_line(&mut self, value: impl serde::Serialize) -> HttpResponse;
+}
+
+impl JsonLine for actix_web::HttpResponseBuilder {
+    fn json_line(&mut self, value: impl serde::Serialize) -> HttpResponse {
+        match serde_json::to_string(&value) {
+            Ok(mut body) => {
+                body.push('\n');
+                self.content_type("application/json").body(body)
+            }
+            Err(e) => HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("cannot write JSON: {e}\n")),
+        }
+    }
+}
+
 /// A route for GET and HEAD alike: RFC 9110 §9.3.2 asks that HEAD answer wherever GET does,
 /// with the same status and headers and no body (actix-web leaves the body out for HEAD).
 pub fn get_or_head() -> actix_web::Route {
@@ -130,22 +150,38 @@ pub fn get_or_head() -> actix_web::Route {
     actix_web::web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// The stylesheets, compiled into the binary so it runs from any directory.
-pub fn stylesheet(name: &str) -> Option<&'static str> {
+/// The static files (stylesheets, scripts, icons), compiled into the binary so it runs from
+/// any directory: the content type and the bytes.
+pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    let css = "text/css; charset=utf-8";
+    let js = "text/javascript; charset=utf-8";
     match name {
-        "fabrikam.css" => Some(include_str!("../static/fabrikam.css")),
-        "idp.css" => Some(include_str!("../static/idp.css")),
+        "fabrikam.css" => Some((css, include_bytes!("../static/fabrikam.css"))),
+        "idp.css" => Some((css, include_bytes!("../static/idp.css"))),
+        "copy.js" => Some((js, include_bytes!("../static/copy.js"))),
+        "demo.js" => Some((js, include_bytes!("../static/demo.js"))),
+        "favicon.svg" => Some(("image/svg+xml", include_bytes!("../static/favicon.svg"))),
+        "favicon.ico" => Some(("image/x-icon", include_bytes!("../static/favicon.ico"))),
         _ => None,
     }
 }
 
-/// `GET /static/{name}`: an embedded stylesheet, or 404.
+/// `GET /static/{name}`: an embedded file, or 404.
 pub async fn static_asset(name: actix_web::web::Path<String>) -> HttpResponse {
-    match stylesheet(&name) {
-        Some(css) => HttpResponse::Ok()
-            .content_type("text/css; charset=utf-8")
+    asset_response(&name)
+}
+
+/// `GET /favicon.ico`, which browsers ask for on their own (a 404 would be a console error).
+pub async fn favicon() -> HttpResponse {
+    asset_response("favicon.ico")
+}
+
+fn asset_response(name: &str) -> HttpResponse {
+    match asset(name) {
+        Some((content_type, body)) => HttpResponse::Ok()
+            .content_type(content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-            .body(css),
+            .body(body),
         None => HttpResponse::NotFound()
             .content_type("text/plain")
             .body("not found"),
@@ -176,6 +212,14 @@ mod tests {
         let b = random_token(32);
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn json_answers_end_with_a_newline() {
+        let res = HttpResponse::BadRequest().json_line(serde_json::json!({"error": "x"}));
+        let body = actix_web::body::to_bytes(res.into_body());
+        let body = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+        assert_eq!(&body[..], b"{\"error\":\"x\"}\n");
     }
 
     #[test]

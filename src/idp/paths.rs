@@ -16,8 +16,16 @@ pub const LOGOUT: &str = "/logout";
 pub const LOGIN: &str = "/login";
 pub const MFA: &str = "/mfa";
 pub const ENROLL: &str = "/enroll";
+/// `POST`: abandons the pending sign-in; the client gets `error=access_denied`.
+pub const CANCEL: &str = "/cancel";
+/// `POST`: "Not alice?" — signs out of Fabrikam ID and starts the pending sign-in over.
+pub const SWITCH_USER: &str = "/switch-user";
+pub const FAVICON: &str = "/favicon.ico";
 pub const STATIC: &str = "/static/{name}";
 pub const STYLESHEET: &str = "/static/idp.css";
+/// The copy button of the enrolment page.
+pub const COPY_SCRIPT: &str = "/static/copy.js";
+pub const ICON: &str = "/static/favicon.svg";
 
 /// The test-control API (only mounted with `IdpConfig::test_control`).
 pub const TC_AUTHORIZE_REQUESTS: &str = "/test-control/authorize-requests";
@@ -52,7 +60,11 @@ pub struct Links {
     pub mfa: String,
     pub enroll: String,
     pub logout: String,
+    pub cancel: String,
+    pub switch_user: String,
     pub stylesheet: String,
+    pub copy_script: String,
+    pub icon: String,
 }
 
 impl Links {
@@ -66,7 +78,11 @@ impl Links {
             mfa: at(MFA),
             enroll: at(ENROLL),
             logout: at(LOGOUT),
+            cancel: at(CANCEL),
+            switch_user: at(SWITCH_USER),
             stylesheet: at(STYLESHEET),
+            copy_script: at(COPY_SCRIPT),
+            icon: at(ICON),
             prefix,
         }
     }

@@ -1,6 +1,7 @@
 //! Fabrikam ID's server: [`build`] assembles the routes (every one under the issuer's path),
 //! the middleware (sessions, security headers, request log) and the error handlers.
 
+use crate::web::JsonLine;
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
@@ -95,6 +96,9 @@ fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
                 .route(get().to(pages::enroll_form))
                 .route(post().to(pages::enroll)),
         )
+        .service(resource(p::CANCEL).route(post().to(pages::cancel)))
+        .service(resource(p::SWITCH_USER).route(post().to(pages::switch_user)))
+        .service(resource(p::FAVICON).route(get().to(crate::web::favicon)))
         .service(resource(p::STATIC).route(get().to(crate::web::static_asset)));
     if test_control {
         test_control::routes(cfg);
@@ -120,7 +124,7 @@ async fn token_method_not_allowed() -> HttpResponse {
     response
 }
 
-/// The CSP of every Fabrikam ID response. `form-action` lists the clients' origins because
+/// The CSP of every Fabrikam ID response: scripts only from its own files (the copy button). `form-action` lists the clients' origins because
 /// Chrome applies it to the redirect that follows a form POST.
 fn content_security_policy(config: &IdpConfig) -> String {
     let mut origins: Vec<String> = config
@@ -139,8 +143,8 @@ fn content_security_policy(config: &IdpConfig) -> String {
         form_action.push_str(&o);
     }
     format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -175,7 +179,7 @@ fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> a
 
 fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     tracing::info!(error = %err, path = req.path(), "unreadable JSON body");
-    let response = HttpResponse::BadRequest().json(serde_json::json!({
+    let response = HttpResponse::BadRequest().json_line(serde_json::json!({
         "error": "invalid_request", "error_description": err.to_string(),
     }));
     InternalError::from_response(err, response).into()
@@ -190,7 +194,7 @@ mod tests {
         let config = crate::idp::state::tests::test_config("http://127.0.0.1:8080/app");
         assert_eq!(
             content_security_policy(&config),
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              form-action 'self' http://127.0.0.1:8080; frame-ancestors 'none'; base-uri 'none'"
         );
     }

@@ -229,6 +229,11 @@ impl Idp {
         value
     }
 
+    /// Forgets a remember-browser value (the person unticked the box).
+    pub fn forget_browser(&self, value: &str) {
+        lock(&self.remembered).remove(&secret_key(value));
+    }
+
     /// Whether the remember-browser cookie value was issued to `user` and is still valid.
     pub fn is_remembered(&self, value: &str, user: &str) -> bool {
         lock(&self.remembered)

@@ -38,6 +38,7 @@
 //!   for the grace period on the provider's clock (0: withdrawn at once); 200 with the
 //!   [`KeyStatus`].
 
+use crate::web::JsonLine;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -78,18 +79,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn invalid(description: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({
+    HttpResponse::BadRequest().json_line(json!({
         "error": "invalid_request", "error_description": description.to_string(),
     }))
 }
 
 fn not_found(what: &str) -> HttpResponse {
-    HttpResponse::NotFound().json(json!({ "error": "not_found", "error_description": what }))
+    HttpResponse::NotFound().json_line(json!({ "error": "not_found", "error_description": what }))
 }
 
 fn server_error(e: impl std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "test control failed");
-    HttpResponse::InternalServerError().json(json!({
+    HttpResponse::InternalServerError().json_line(json!({
         "error": "server_error", "error_description": e.to_string(),
     }))
 }

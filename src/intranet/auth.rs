@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::data::AuditEvent;
 use super::errors::{AppError, complete_page};
 use super::logins::{NewLogin, SessionLogin};
-use super::oidc::LoginIntent;
+use super::oidc::{LoginIntent, PendingLogin};
 use super::paths;
 use super::session::{TypedSession, for_session};
 use super::state::{AppState, RequestMeta};
@@ -135,6 +135,10 @@ pub async fn callback(
         // OIDC Core §3.1.2.6. `unmet_authentication_requirements` (§5.5.1.1) answers an
         // essential acr the provider cannot meet.
         let error = printable(&error);
+        if error == "access_denied" {
+            // The person pressed Cancel at the provider: a choice, not a failure.
+            return cancelled(&req, &state, &meta, &session, &pending).await;
+        }
         if pending.step_up_for.is_some() {
             let subject = session.auth().ok().flatten().map(|a| a.subject);
             let detail = format!("the provider answered {error}");
@@ -269,17 +273,66 @@ pub async fn callback(
                 let _ = state
                     .audit(&meta, Some(&auth.subject), AuditEvent::StepUpFailed, detail)
                     .await;
-                if let Decision::StepUpFailed { request, .. } = decision {
-                    session.set_flash(&format!(
-                        "{} did not complete the extra check we asked for ({request}).",
-                        state.provider_name
-                    ));
-                }
+                // No flash: the page's own refusal (403, Try again) says it once.
             }
         }
     }
     let target = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
     Ok(redirect(target))
+}
+
+/// "You cancelled the extra check": a calm page (200) with a way to try again. The session is
+/// left exactly as it was.
+#[derive(Template)]
+#[template(path = "intranet/cancelled.html")]
+struct CancelledPage {
+    nav: Nav,
+    /// The step-up's requirement, or `None` for a plain sign-in.
+    step_up: Option<String>,
+    /// "the salary", "the audit trail": what stays hidden.
+    hidden: &'static str,
+    retry: String,
+}
+
+async fn cancelled(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &TypedSession,
+    pending: &PendingLogin,
+) -> Result<HttpResponse, AppError> {
+    let return_to = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
+    let retry = match &pending.step_up_for {
+        Some(requirement) => {
+            let subject = session.auth().ok().flatten().map(|a| a.subject);
+            let detail = format!("cancelled at the provider, for {return_to}");
+            let _ = state
+                .audit(meta, subject.as_deref(), AuditEvent::StepUpCancelled, detail)
+                .await;
+            paths::step_up_to(return_to, requirement)
+        }
+        None => paths::login_to(return_to),
+    };
+    tracing::info!(
+        step_up_for = pending.step_up_for.as_deref().unwrap_or("-"),
+        "sign-in cancelled at the provider"
+    );
+    let hidden = match pending.step_up_for.as_deref() {
+        Some("salary") => "the salary",
+        Some("audit") => "the audit trail",
+        _ => "that page",
+    };
+    let page = CancelledPage {
+        nav: Nav::of(req),
+        step_up: pending.step_up_for.clone(),
+        hidden,
+        retry,
+    }
+    .render()
+    .map_err(|e| AppError::Unexpected(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page))
 }
 
 /// Keeps a provider's error text short and printable before it reaches a page.

@@ -7,6 +7,7 @@
 //! an invalid token changes nothing. Answers `200` when done, `400` with a JSON error
 //! otherwise (§2.8), never cached.
 
+use crate::web::JsonLine;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -106,12 +107,12 @@ pub async fn receive(
 
 /// §2.8: `400` with `error` (and a description) as JSON.
 fn refuse(error: &str, description: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({"error": error, "error_description": description}))
+    HttpResponse::BadRequest().json_line(json!({"error": error, "error_description": description}))
 }
 
 /// Anything but `POST`: a JSON 405 with `Allow: POST`.
 pub async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "POST"))
-        .json(json!({"error": "method_not_allowed", "error_description": "post a logout_token"}))
+        .json_line(json!({"error": "method_not_allowed", "error_description": "post a logout_token"}))
 }

@@ -46,6 +46,8 @@ pub enum AuditEvent {
     StepUpRequested,
     StepUpSucceeded,
     StepUpFailed,
+    /// The person cancelled the step-up at the provider (`error=access_denied`).
+    StepUpCancelled,
     Forbidden,
     SalaryViewed,
     SalaryViewedApi,
@@ -54,12 +56,13 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 9] = [
+    pub const ALL: [AuditEvent; 10] = [
         AuditEvent::Login,
         AuditEvent::Logout,
         AuditEvent::StepUpRequested,
         AuditEvent::StepUpSucceeded,
         AuditEvent::StepUpFailed,
+        AuditEvent::StepUpCancelled,
         AuditEvent::Forbidden,
         AuditEvent::SalaryViewed,
         AuditEvent::SalaryViewedApi,
@@ -73,6 +76,7 @@ impl AuditEvent {
             AuditEvent::StepUpRequested => "step_up_requested",
             AuditEvent::StepUpSucceeded => "step_up_succeeded",
             AuditEvent::StepUpFailed => "step_up_failed",
+            AuditEvent::StepUpCancelled => "step_up_cancelled",
             AuditEvent::Forbidden => "forbidden",
             AuditEvent::SalaryViewed => "salary_viewed",
             AuditEvent::SalaryViewedApi => "salary_viewed_api",

@@ -7,6 +7,7 @@
 //! JSON and the RFC 6750 / RFC 9470 `WWW-Authenticate` challenges, left as they are by the
 //! page renderer. Internal causes go to the log; pages say what happened and what to do.
 
+use crate::web::JsonLine;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
@@ -187,8 +188,8 @@ impl AppError {
                 let mut c = Content::new(
                     "Your sign-in is not strong enough for this page",
                     format!(
-                        "We asked {provider} for a fresh multi-factor sign-in, but the sign-in it returned {}. We \
-                         will not ask again automatically, so you are not sent round in circles.",
+                        "The sign-in {provider} returned {}. Fabrikam will not ask again by itself, so you are \
+                         not sent round in circles.",
                         match shortfall {
                             Shortfall::WeakAuthentication => "did not include a second factor",
                             Shortfall::Stale => "was older than this page allows",
@@ -198,8 +199,8 @@ impl AppError {
                         }
                     ),
                 );
-                c.details.push(("We asked for", asked.to_string()));
-                c.details.push(("The provider returned", obtained.to_string()));
+                c.details.push(("Asked for", asked.to_string()));
+                c.details.push(("Received", obtained.to_string()));
                 if let Some(t) = obtained.auth_time {
                     c.details.push(("Authenticated at", format_time(t)));
                 }
@@ -533,6 +534,6 @@ impl ResponseError for ApiError {
         if let Some(challenge) = challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        res.json(json!({"error": code, "error_description": description}))
+        res.json_line(json!({"error": code, "error_description": description}))
     }
 }

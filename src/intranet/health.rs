@@ -2,6 +2,7 @@
 //! (readiness: the database, the session store and the provider, each asked with a short
 //! deadline, all at once; `503` when one is down, with a JSON body naming each).
 
+use crate::web::JsonLine;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -14,7 +15,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `/healthz`: liveness. Asks no dependency.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json_line(json!({"status": "ok"}))
 }
 
 /// `/readyz`: `{"status": "ready" | "unavailable", "checks": {"database": {...},
@@ -43,9 +44,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         },
     });
     if ready {
-        HttpResponse::Ok().json(body)
+        HttpResponse::Ok().json_line(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(body)
+        HttpResponse::ServiceUnavailable().json_line(body)
     }
 }
 

@@ -123,12 +123,14 @@ pub async fn build(config: IntranetConfig, listener: TcpListener) -> anyhow::Res
         redis: redis.clone(),
         seen_logout_tokens: Default::default(),
         clock: config.clock.clone(),
+        demo_users: config.demo_users.clone(),
     });
     // The logout form's redirect goes to the provider, and Chrome applies form-action to
-    // redirects after a form post: allow the issuer's origin, nothing else.
+    // redirects after a form post: allow the issuer's origin, nothing else. Scripts only from
+    // our own files (the demo guide's live codes, which it fetches from /demo/codes).
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {issuer_origin}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'"
     );
     let site = Site {
         state,
@@ -201,6 +203,7 @@ impl Site {
                     .route(paths::SALARY, read().to(pages::salary))
                     .route(paths::ME, read().to(pages::me))
                     .route(paths::AUDIT, read().to(pages::audit))
+                    .route(paths::DEMO, read().to(pages::demo_guide))
                     .default_service(web::to(pages::not_found));
                 App::new()
                     .app_data(state.clone())
@@ -230,6 +233,14 @@ impl Site {
                             .default_service(web::to(api::method_not_allowed)),
                     )
                     .service(web::resource(paths::STATIC).route(read().to(crate::web::static_asset)))
+                    .service(web::resource(paths::FAVICON).route(read().to(crate::web::favicon)))
+                    .service(web::resource(paths::TUTORIAL).route(read().to(pages::tutorial)))
+                    // JSON, and no session: the codes are the same for everybody.
+                    .service(
+                        web::resource(paths::DEMO_CODES)
+                            .route(read().to(pages::demo_codes))
+                            .default_service(web::to(api::method_not_allowed)),
+                    )
                     // Server to server: no session, no CSRF token (the signed logout token is
                     // the authentication); JSON answers.
                     .service(

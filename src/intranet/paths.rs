@@ -11,6 +11,13 @@ pub const EMPLOYEES: &str = "/employees";
 pub const SALARY: &str = "/employees/{id}/salary";
 pub const ME: &str = "/me";
 pub const AUDIT: &str = "/audit";
+/// The demo guide: the demo users, their factors and live TOTP codes (`fabrikam demo` only).
+pub const DEMO: &str = "/demo";
+/// The demo guide's codes as JSON, for its script.
+pub const DEMO_CODES: &str = "/demo/codes";
+/// The tutorial, served as plain text from the binary (the docs of the version running).
+pub const TUTORIAL: &str = "/docs/tutorial.md";
+pub const FAVICON: &str = "/favicon.ico";
 /// Every path under it answers JSON, never a page.
 pub const API: &str = "/api";
 pub const API_SALARY: &str = "/api/employees/{id}/salary";
@@ -21,6 +28,9 @@ pub const BACKCHANNEL_LOGOUT: &str = "/backchannel-logout";
 pub const STATIC: &str = "/static/{name}";
 /// The intranet's stylesheet, served by [`STATIC`].
 pub const STYLESHEET: &str = "/static/fabrikam.css";
+pub const ICON: &str = "/static/favicon.svg";
+/// The demo guide's script (live codes).
+pub const DEMO_SCRIPT: &str = "/static/demo.js";
 
 /// `/customers/7`
 pub fn customer(id: i64) -> String {

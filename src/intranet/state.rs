@@ -52,6 +52,8 @@ pub struct AppState {
     pub seen_logout_tokens: SeenTokens,
     /// The intranet's one clock.
     pub clock: Clock,
+    /// The embedded provider's users for the demo guide (`fabrikam demo` only; else empty).
+    pub demo_users: Vec<crate::config::DemoUser>,
 }
 
 /// Where sessions are kept, as far as pages and probes care.

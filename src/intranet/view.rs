@@ -23,6 +23,10 @@ pub struct Nav {
     pub csrf: String,
     /// The provider's name (`OIDC_PROVIDER_NAME`), e.g. "Fabrikam ID".
     pub provider: String,
+    /// The request's path, for marking the current page in the menu.
+    pub path: String,
+    /// The demo guide exists (`fabrikam demo`): the home page and the footer link to it.
+    pub demo_guide: bool,
     /// Read by `flash()` while the page renders: actix builds every extractor of a handler
     /// even when a guard before it refuses, so taking the message earlier could lose it.
     session: Option<TypedSession>,
@@ -91,7 +95,9 @@ impl Nav {
         Nav {
             user,
             csrf,
+            demo_guide: state.as_ref().is_some_and(|s| !s.demo_users.is_empty()),
             provider: state.map_or_else(|| "the identity provider".to_owned(), |s| s.provider_name.clone()),
+            path: req.path().to_owned(),
             session: Some(session),
         }
     }
@@ -105,9 +111,29 @@ impl Nav {
         }
     }
 
+    /// `aria-current` for the menu's link to `section`: `"page"` on that very page, `"true"`
+    /// on a page below it (a customer under Customers), `None` elsewhere.
+    pub fn current(&self, section: &str) -> Option<&'static str> {
+        current(&self.path, section)
+    }
+
     /// The one-time message, taken out of the session as the page that shows it renders.
     pub fn flash(&self) -> Option<String> {
         self.session.as_ref().and_then(TypedSession::take_flash)
+    }
+}
+
+fn current(path: &str, section: &str) -> Option<&'static str> {
+    if path == section {
+        Some("page")
+    } else if section != paths::HOME
+        && path
+            .strip_prefix(section)
+            .is_some_and(|rest| rest.starts_with('/'))
+    {
+        Some("true")
+    } else {
+        None
     }
 }
 
@@ -184,6 +210,17 @@ mod tests {
         assert_eq!(money(-1_234_567), "-1,234,567");
         assert_eq!(money(999), "999");
         assert_eq!(money(i64::MIN), "-9,223,372,036,854,775,808");
+    }
+
+    #[test]
+    fn the_menu_marks_the_current_page_and_its_section() {
+        assert_eq!(current("/customers", paths::CUSTOMERS), Some("page"));
+        assert_eq!(current("/customers/3", paths::CUSTOMERS), Some("true"));
+        assert_eq!(current("/employees/1/salary", paths::EMPLOYEES), Some("true"));
+        assert_eq!(current("/customersx", paths::CUSTOMERS), None);
+        assert_eq!(current("/me", paths::CUSTOMERS), None);
+        assert_eq!(current("/", paths::HOME), Some("page"));
+        assert_eq!(current("/me", paths::HOME), None);
     }
 
     #[test]

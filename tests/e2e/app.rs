@@ -285,6 +285,18 @@ impl TestApp {
         self.post_form(action, &values).await
     }
 
+    /// Presses the button of the page's form that posts to a path ending in `suffix` (a form
+    /// of hidden fields only: Cancel, "Not alice?") and follows redirects.
+    pub async fn press(&self, page: &Visit, suffix: &str) -> Visit {
+        let form = html::forms(&page.body)
+            .into_iter()
+            .find(|f| f.action.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no form to {suffix} at {}:\n{}", page.url, page.body));
+        let action = page.url.join(&form.action).unwrap();
+        let visit = self.post_form(action, &form.hidden()).await;
+        self.follow(visit).await
+    }
+
     /// Signs in with the password at Fabrikam ID, starting from `/login?return_to=<to>`;
     /// returns the page after following every redirect (the intranet page, or the OP's
     /// second-factor page if one is asked for).

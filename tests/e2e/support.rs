@@ -245,6 +245,15 @@ impl Page {
             .unwrap_or_else(|| panic!("{} has no form: {}", self.url, self.text()))
     }
 
+    /// The page's form that posts to a path ending in `suffix` (`/cancel`, `/switch-user`).
+    #[track_caller]
+    pub fn form_to(&self, suffix: &str) -> html::Form {
+        html::forms(&self.html)
+            .into_iter()
+            .find(|f| f.action.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{} has no form to {suffix}: {}", self.url, self.text()))
+    }
+
     /// The hidden inputs of the page's form.
     pub fn hidden_fields(&self) -> Vec<(String, String)> {
         self.form().hidden()
@@ -427,6 +436,19 @@ impl Browser {
         self.client
             .post(page.form_action())
             .form(&form)
+            .send()
+            .await
+            .expect("POST reaches the OP")
+    }
+
+    /// Presses the button of `page`'s form to `suffix` (a form of hidden fields only, such as
+    /// Cancel or "Not alice?"); the raw response.
+    pub async fn press(&self, page: &Page, suffix: &str) -> reqwest::Response {
+        let form = page.form_to(suffix);
+        let url = page.url.join(&form.action).expect("a valid form action");
+        self.client
+            .post(url)
+            .form(&form.hidden())
             .send()
             .await
             .expect("POST reaches the OP")

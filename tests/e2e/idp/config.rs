@@ -120,7 +120,7 @@ async fn the_example_file_serves_every_sdk_callback_with_its_own_algorithm_and_i
     let spring = idp.as_client("spring-app");
     let (_, login) = spring.at_the_login_page(&spring.browser(), &[]).await;
     assert!(
-        login.text().contains("Spring Boot demo at localhost:8081"),
+        login.text().contains("Spring Boot demo (localhost:8081)"),
         "{}",
         login.text()
     );

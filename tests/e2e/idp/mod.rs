@@ -19,3 +19,4 @@ mod testing_doc;
 mod throttle;
 mod token;
 mod userinfo;
+mod ways_out;

@@ -188,16 +188,17 @@ async fn a_used_code_signs_in_nobody_in_another_browser() {
 
 #[tokio::test]
 async fn provider_errors_on_the_callback_are_explained() {
+    // (access_denied, the person's Cancel, has its own calm page: intranet::cancel.)
     let app = TestApp::spawn().await;
     let start = app.get("/login").await;
     let state = start.location_param("state").unwrap();
     let page = app
         .get(&format!(
-            "/callback?error=access_denied&error_description=%3Cscript%3E&state={state}"
+            "/callback?error=server_error&error_description=%3Cscript%3E&state={state}"
         ))
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("access_denied"));
+    assert!(page.body.contains("server_error"));
     assert!(!page.body.contains("<script>"), "provider text is escaped");
 }
 

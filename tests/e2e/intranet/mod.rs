@@ -3,7 +3,9 @@
 
 mod api;
 mod backchannel;
+mod cancel;
 mod database;
+mod demo_guide;
 mod hostile_tokens;
 mod login;
 mod logout;
