@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use url::Url;
 
+use crate::clock::Clock;
+
 /// The MFA class that Auth0 issues and the demo requests on step-up.
 pub const PAPE_MULTI_FACTOR: &str = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
 
@@ -92,9 +94,20 @@ pub struct Settings {
     /// At least 64 bytes, hex or base64, for the session cookie key (default: random per process).
     #[arg(long, env = "SESSION_SECRET", hide_env_values = true, global = true)]
     pub session_secret: Option<SecretString>,
+    /// How long an intranet session lasts at most, from its first sign-in (step-ups do not
+    /// renew it). NIST SP 800-63B-4 allows at most 24 h at AAL2.
+    #[arg(long, env = "SESSION_LIFETIME_SECS", default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(2..=30 * 24 * 3600), global = true)]
+    pub session_lifetime_secs: u64,
+    /// An intranet session ends after this long without a request. NIST SP 800-63B-4 allows at
+    /// most 1 h at AAL2.
+    #[arg(long, env = "SESSION_IDLE_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(2..=30 * 24 * 3600), global = true)]
+    pub session_idle_timeout_secs: u64,
     /// Redis for server-side sessions shared by several intranet processes.
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<SecretString>,
+    /// How long the intranet waits for Redis on each call before it answers 503.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=10_000), global = true)]
+    pub redis_timeout_ms: u64,
     /// Demo data and the audit log.
     #[arg(
         long,
@@ -106,9 +119,10 @@ pub struct Settings {
     /// Fabrikam ID bind address.
     #[arg(long, env = "IDP_ADDR", default_value = "127.0.0.1:9090", global = true)]
     pub idp_addr: SocketAddr,
-    /// Fabrikam ID's issuer URL (default http://<IDP_ADDR>).
-    #[arg(long, env = "IDP_ISSUER_URL", global = true)]
-    pub idp_issuer_url: Option<Url>,
+    /// Fabrikam ID's issuer URL (default http://<IDP_ADDR>), advertised exactly as written
+    /// (`http://host:9090/` keeps its slash, as Auth0 spells issuers).
+    #[arg(long, env = "IDP_ISSUER_URL", global = true, value_parser = absolute_url)]
+    pub idp_issuer_url: Option<String>,
     /// Ask every login for the second factor unless the browser is remembered.
     #[arg(long, env = "IDP_MFA_AT_LOGIN", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub idp_mfa_at_login: bool,
@@ -152,6 +166,14 @@ pub struct Settings {
     /// ID-token claim (array of strings) that carries the user's roles.
     #[arg(long, env = "ROLES_CLAIM", default_value = "roles", global = true)]
     pub roles_claim: String,
+    /// How long the intranet waits for the provider (discovery, keys, token endpoint) before
+    /// it answers 503.
+    #[arg(long, env = "OIDC_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120), global = true)]
+    pub oidc_timeout_secs: u64,
+    /// The intranet's clock: real time unless a test (holding a clone) shifts it. Not a
+    /// command-line flag or environment variable.
+    #[arg(skip)]
+    pub intranet_clock: Clock,
 }
 
 /// Presets for how real providers request and report multi-factor sign-ins
@@ -200,6 +222,40 @@ pub struct IntranetConfig {
     pub database_url: String,
     pub api_audience: String,
     pub roles_claim: String,
+    /// `OIDC_TIMEOUT_SECS`.
+    pub oidc_timeout: Duration,
+    /// `SESSION_LIFETIME_SECS`.
+    pub session_lifetime: Duration,
+    /// `SESSION_IDLE_TIMEOUT_SECS`.
+    pub session_idle_timeout: Duration,
+    /// `REDIS_TIMEOUT_MS`.
+    pub redis_timeout: Duration,
+    /// The intranet's one clock (`Settings::intranet_clock`).
+    pub clock: Clock,
+    /// The embedded provider's users, for the demo guide page (`/demo`, with their live TOTP
+    /// codes). Only `fabrikam demo` fills it; empty everywhere else, and `/demo` is then a 404.
+    pub demo_users: Vec<DemoUser>,
+}
+
+/// A user of the embedded Fabrikam ID as the intranet's demo guide shows them. Demo mode only:
+/// a real site never knows its users' passwords or second factors.
+#[derive(Clone)]
+pub struct DemoUser {
+    pub username: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Shown only when it is the documented demo password (`<username>-password`).
+    pub documented_password: Option<String>,
+    /// The base32 TOTP secret, if the user has one from the configuration.
+    pub totp_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for DemoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `http://<addr>/` for a bound address.
@@ -231,11 +287,23 @@ impl Settings {
             .unwrap_or_else(|| public_url_for(bound))
     }
 
-    /// Fabrikam ID's issuer, given the address it is bound to.
+    /// Fabrikam ID's issuer URL (to serve and join paths onto), given the address it is bound
+    /// to.
     pub fn idp_issuer(&self, bound: SocketAddr) -> Url {
         self.idp_issuer_url
-            .clone()
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
             .unwrap_or_else(|| public_url_for(bound))
+    }
+
+    /// Fabrikam ID's issuer identifier, as `iss` and discovery carry it: `IDP_ISSUER_URL`
+    /// exactly as written (OIDC Discovery 1.0 §4.3 compares it as a string), else
+    /// `http://localhost:<port>` for a loopback bind (`http://<bound>` otherwise).
+    pub fn idp_issuer_id(&self, bound: SocketAddr) -> String {
+        match &self.idp_issuer_url {
+            Some(issuer) if Url::parse(issuer).is_ok() => issuer.clone(),
+            _ => issuer_id(&public_url_for(bound)),
+        }
     }
 
     /// The intranet's configuration; `default_issuer` (the embedded Fabrikam ID) is used when
@@ -274,6 +342,12 @@ impl Settings {
             database_url: self.database_url.clone(),
             api_audience: self.api_audience.clone(),
             roles_claim: self.roles_claim.clone(),
+            oidc_timeout: Duration::from_secs(self.oidc_timeout_secs),
+            session_lifetime: Duration::from_secs(self.session_lifetime_secs),
+            session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms),
+            clock: self.intranet_clock.clone(),
+            demo_users: Vec::new(),
         }
     }
 }
@@ -287,6 +361,13 @@ pub fn issuer_id(url: &Url) -> String {
     } else {
         url.as_str().to_owned()
     }
+}
+
+/// Clap's check of `IDP_ISSUER_URL`: an absolute URL, kept as written.
+fn absolute_url(value: &str) -> Result<String, String> {
+    Url::parse(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| format!("{value:?} is not an absolute URL: {e}"))
 }
 
 /// `http://host/app` → `http://host/app/`, so that `join` appends rather than replaces.

@@ -5,8 +5,9 @@
 //! - [`idp`]: Fabrikam ID, a small but honest OpenID Provider used by the demo and the tests.
 //!
 //! The two never import each other: they speak only HTTP, as a real RP and OP do. What both
-//! need lives in [`web`] and [`config`].
+//! need lives in [`web`], [`config`] and [`clock`].
 
+pub mod clock;
 pub mod config;
 pub mod idp;
 pub mod intranet;

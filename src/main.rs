@@ -4,7 +4,7 @@ use std::net::TcpListener;
 
 use anyhow::Context;
 use clap::Parser;
-use fabrikam::config::{Cli, Command, Settings, issuer_id};
+use fabrikam::config::{Cli, Command, Settings};
 use fabrikam::{idp, intranet, startup, telemetry};
 
 #[actix_web::main]
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Intranet => {
             let listener = bind(s.fabrikam_addr, "intranet")?;
             let public = s.intranet_public_url(listener.local_addr()?);
-            let issuer = issuer_id(&s.idp_issuer(s.idp_addr));
+            let issuer = s.idp_issuer_id(s.idp_addr);
             let config = s.intranet_config(public.clone(), issuer);
             println!("Fabrikam intranet: {public}  (provider: {})", config.issuer_url);
             intranet::build(config, listener).await?.await?;
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             let clients: Vec<&str> = config.clients.iter().map(|c| c.client_id.as_str()).collect();
             println!(
                 "Fabrikam ID: {}  (clients: {}; users: {})",
-                issuer_id(&config.issuer),
+                config.issuer_id,
                 clients.join(", "),
                 config.users.len()
             );

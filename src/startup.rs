@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use url::Url;
 
-use crate::config::{Settings, issuer_id};
+use crate::config::{DemoUser, Settings};
 use crate::idp::IdpConfig;
 use crate::{idp, intranet};
 
@@ -31,11 +31,14 @@ pub async fn demo(
 ) -> anyhow::Result<Demo> {
     let intranet_url = s.intranet_public_url(intranet_listener.local_addr()?);
     let idp_config = IdpConfig::from_settings(s, idp_listener.local_addr()?, &intranet_url)?;
-    let issuer = issuer_id(&idp_config.issuer);
+    let issuer = idp_config.issuer_id.clone();
     if s.oidc_issuer_url.is_none() {
         intranet_is_registered(&idp_config, &s.oidc_client_id, &intranet_url)?;
     }
-    let intranet_config = s.intranet_config(intranet_url.clone(), issuer.clone());
+    let mut intranet_config = s.intranet_config(intranet_url.clone(), issuer.clone());
+    if s.oidc_issuer_url.is_none() {
+        intranet_config.demo_users = demo_users(&idp_config);
+    }
     Ok(Demo {
         idp: idp::build(idp_config.clone(), idp_listener).await?,
         intranet: intranet::build(intranet_config, intranet_listener).await?,
@@ -43,6 +46,30 @@ pub async fn demo(
         issuer,
         idp_config,
     })
+}
+
+/// The embedded provider's users for the intranet's demo guide (the two servers still share
+/// nothing at run time: this is configuration, handed over once at start).
+fn demo_users(config: &IdpConfig) -> Vec<DemoUser> {
+    use secrecy::{ExposeSecret, SecretString};
+    config
+        .users
+        .iter()
+        .map(|u| {
+            let documented = format!("{}-password", u.username);
+            DemoUser {
+                username: u.username.clone(),
+                name: u.name.clone().unwrap_or_else(|| u.username.clone()),
+                roles: u.roles.clone(),
+                documented_password: u
+                    .password
+                    .as_ref()
+                    .filter(|p| p.expose_secret() == documented)
+                    .map(|_| documented.clone()),
+                totp_secret: u.totp_secret.clone().map(SecretString::from),
+            }
+        })
+        .collect()
 }
 
 /// With the embedded provider, the intranet must be one of its clients, or no sign-in could

@@ -1,5 +1,5 @@
 //! Neutral web plumbing shared by both servers: security headers, request logging that never
-//! records a query string, random values, PKCE, and the embedded assets (stylesheets, the passkey script).
+//! records a query string, random values, PKCE, and the embedded static files (stylesheets, scripts, icons).
 //!
 //! The intranet and Fabrikam ID never import each other; both may import this module.
 
@@ -39,14 +39,57 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 /// Content-Security-Policy; it never allows inline script or style. Responses are not cached
 /// unless a handler says otherwise (the stylesheets do): pages carry personal data.
 pub fn security_headers(csp: &str) -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(NO_STORE)
-        .add((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+    SecurityHeaders::new(csp, false).middleware()
+}
+
+/// The security headers as a list: as middleware for every response, and for a response that
+/// leaves through an error (which `DefaultHeaders` does not touch). With `hsts`, also
+/// `Strict-Transport-Security` (a site served over https).
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(Vec<(header::HeaderName, header::HeaderValue)>);
+
+impl SecurityHeaders {
+    pub fn new(csp: &str, hsts: bool) -> Self {
+        let mut list = vec![
+            (NO_STORE.0, NO_STORE.1.to_owned()),
+            (header::CONTENT_SECURITY_POLICY, csp.to_owned()),
+            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (
+                header::HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin".to_owned(),
+            ),
+            (
+                header::HeaderName::from_static("permissions-policy"),
+                "camera=(), microphone=(), geolocation=()".to_owned(),
+            ),
+        ];
+        if hsts {
+            list.push((HSTS.0, HSTS.1.to_owned()));
+        }
+        Self(
+            list.into_iter()
+                .filter_map(|(name, value)| Some((name, header::HeaderValue::from_str(&value).ok()?)))
+                .collect(),
+        )
+    }
+
+    /// Adds each header a response does not set itself.
+    pub fn middleware(&self) -> DefaultHeaders {
+        self.0.iter().fold(DefaultHeaders::new(), |m, (name, value)| {
+            m.add((name.clone(), value.clone()))
+        })
+    }
+
+    /// Sets each header on `res` (those it sets itself are kept).
+    pub fn apply(&self, res: &mut HttpResponse) {
+        for (name, value) in &self.0 {
+            if !res.headers().contains_key(name) {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// The request id given to each request, readable from its extensions (and logged).
@@ -80,6 +123,26 @@ pub async fn request_log(
     res
 }
 
+/// JSON answers that end with a newline, so `curl` output does not run into the prompt.
+pub trait JsonLine {
+    /// Like `HttpResponseBuilder::json`, plus a trailing `\n`.
+    fn json_line(&mut self, value: impl serde::Serialize) -> HttpResponse;
+}
+
+impl JsonLine for actix_web::HttpResponseBuilder {
+    fn json_line(&mut self, value: impl serde::Serialize) -> HttpResponse {
+        match serde_json::to_string(&value) {
+            Ok(mut body) => {
+                body.push('\n');
+                self.content_type("application/json").body(body)
+            }
+            Err(e) => HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("cannot write JSON: {e}\n")),
+        }
+    }
+}
+
 /// A route for GET and HEAD alike: RFC 9110 §9.3.2 asks that HEAD answer wherever GET does,
 /// with the same status and headers and no body (actix-web leaves the body out for HEAD).
 pub fn get_or_head() -> actix_web::Route {
@@ -87,25 +150,36 @@ pub fn get_or_head() -> actix_web::Route {
     actix_web::web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// The static assets (stylesheets, and Fabrikam ID's passkey script), compiled into the
-/// binary so it runs from any directory: the content type and the body.
-pub fn asset(name: &str) -> Option<(&'static str, &'static str)> {
-    const CSS: &str = "text/css; charset=utf-8";
+/// The static files (stylesheets, scripts, icons), compiled into the binary so it runs from
+/// any directory: the content type and the bytes.
+pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    let css = "text/css; charset=utf-8";
+    let js = "text/javascript; charset=utf-8";
     match name {
-        "fabrikam.css" => Some((CSS, include_str!("../static/fabrikam.css"))),
-        "idp.css" => Some((CSS, include_str!("../static/idp.css"))),
+        "fabrikam.css" => Some((css, include_bytes!("../static/fabrikam.css"))),
+        "idp.css" => Some((css, include_bytes!("../static/idp.css"))),
+        "copy.js" => Some((js, include_bytes!("../static/copy.js"))),
+        "demo.js" => Some((js, include_bytes!("../static/demo.js"))),
+        "favicon.svg" => Some(("image/svg+xml", include_bytes!("../static/favicon.svg"))),
+        "favicon.ico" => Some(("image/x-icon", include_bytes!("../static/favicon.ico"))),
         // A file, not inline: the CSP's `script-src 'self'` allows it and nothing inline.
-        "passkey.js" => Some((
-            "text/javascript; charset=utf-8",
-            include_str!("../static/passkey.js"),
-        )),
+        "passkey.js" => Some((js, include_bytes!("../static/passkey.js"))),
         _ => None,
     }
 }
 
-/// `GET /static/{name}`: an embedded asset, or 404.
+/// `GET /static/{name}`: an embedded file, or 404.
 pub async fn static_asset(name: actix_web::web::Path<String>) -> HttpResponse {
-    match asset(&name) {
+    asset_response(&name)
+}
+
+/// `GET /favicon.ico`, which browsers ask for on their own (a 404 would be a console error).
+pub async fn favicon() -> HttpResponse {
+    asset_response("favicon.ico")
+}
+
+fn asset_response(name: &str) -> HttpResponse {
+    match asset(name) {
         Some((content_type, body)) => HttpResponse::Ok()
             .content_type(content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
@@ -140,6 +214,14 @@ mod tests {
         let b = random_token(32);
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn json_answers_end_with_a_newline() {
+        let res = HttpResponse::BadRequest().json_line(serde_json::json!({"error": "x"}));
+        let body = actix_web::body::to_bytes(res.into_body());
+        let body = futures_util::FutureExt::now_or_never(body).unwrap().unwrap();
+        assert_eq!(&body[..], b"{\"error\":\"x\"}\n");
     }
 
     #[test]

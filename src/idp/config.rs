@@ -86,7 +86,8 @@ pub struct ClientRegistration {
     /// `None` for a public client (`token_endpoint_auth_method = "none"`).
     #[serde(default)]
     pub client_secret: Option<SecretString>,
-    /// `None`: `client_secret_basic` or `client_secret_post`, whichever the client uses.
+    /// As registered; `None` means `client_secret_basic` (Dynamic Client Registration 1.0 §2),
+    /// see [`Self::token_auth_method`].
     #[serde(default)]
     pub token_endpoint_auth_method: Option<TokenAuthMethod>,
     pub redirect_uris: Vec<String>,
@@ -117,8 +118,9 @@ impl std::fmt::Debug for ClientRegistration {
 }
 
 impl ClientRegistration {
-    /// A confidential client: a secret (`client_secret_basic` or `client_secret_post`),
-    /// redirect URIs, RS256 ID tokens.
+    /// A confidential client: a secret sent with `client_secret_basic` (register
+    /// `client_secret_post` with [`Self::with_token_endpoint_auth_method`]), redirect URIs,
+    /// RS256 ID tokens.
     pub fn confidential<'a>(
         client_id: &str,
         client_secret: &str,
@@ -189,6 +191,22 @@ impl ClientRegistration {
     pub fn with_token_endpoint_auth_method(mut self, method: TokenAuthMethod) -> Self {
         self.token_endpoint_auth_method = Some(method);
         self
+    }
+
+    /// The method the token endpoint accepts from this client: the registered one, or
+    /// `client_secret_basic` when none is registered (Dynamic Client Registration 1.0 §2).
+    ///
+    /// ```
+    /// use fabrikam::idp::{ClientRegistration, TokenAuthMethod};
+    ///
+    /// let app = ClientRegistration::confidential("app", "secret", ["http://127.0.0.1:3000/cb"]);
+    /// assert_eq!(app.token_auth_method(), TokenAuthMethod::ClientSecretBasic);
+    /// let app = app.with_token_endpoint_auth_method(TokenAuthMethod::ClientSecretPost);
+    /// assert_eq!(app.token_auth_method(), TokenAuthMethod::ClientSecretPost);
+    /// ```
+    pub fn token_auth_method(&self) -> TokenAuthMethod {
+        self.token_endpoint_auth_method
+            .unwrap_or(TokenAuthMethod::ClientSecretBasic)
     }
 
     /// A public client authenticates with no secret.
@@ -395,11 +413,10 @@ impl UserSpec {
             (Some(_), Some(_)) => return field("password", "give password or password_hash, not both"),
             (None, None) => return field("password", "is missing (or give password_hash)"),
             (Some(p), None) if p.expose_secret().is_empty() => return field("password", "is empty"),
-            (None, Some(hash)) if super::passwords::check_phc(hash).is_err() => {
-                return field(
-                    "password_hash",
-                    "is not an argon2 PHC string ($argon2id$...) with at most 64 MiB of memory",
-                );
+            (None, Some(hash)) => {
+                if let Err(problem) = password_hash_problem(hash) {
+                    return Err(("password_hash".into(), problem));
+                }
             }
             _ => {}
         }
@@ -441,6 +458,32 @@ impl UserSpec {
     }
 }
 
+/// Why `hash` cannot be a configured `password_hash`: only argon2 PHC strings within
+/// [`super::passwords::MAX_MEMORY_KIB`] are verified, so anything else would lock the user out
+/// (or, were it compared as text, make the hash the password).
+fn password_hash_problem(hash: &str) -> Result<(), String> {
+    if super::passwords::check_phc(hash).is_ok() {
+        return Ok(());
+    }
+    const WANTED: &str = "Fabrikam ID takes an argon2 PHC string ($argon2id$v=19$m=...,t=...,p=...$salt$hash), \
+                          or the password itself in password";
+    let scheme = hash
+        .strip_prefix('$')
+        .and_then(|rest| rest.split('$').next())
+        .filter(|s| !s.is_empty());
+    Err(match scheme {
+        Some(s) if s.starts_with("argon2") => format!(
+            "is not a valid argon2 PHC string, or asks for more than {} MiB of memory",
+            super::passwords::MAX_MEMORY_KIB / 1024
+        ),
+        Some("2a" | "2b" | "2x" | "2y") => format!("is a bcrypt hash; {WANTED}"),
+        Some(s) if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            format!("is a {s:?} hash, not argon2; {WANTED}")
+        }
+        _ => format!("is not a PHC string; {WANTED}"),
+    })
+}
+
 fn is_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -473,6 +516,10 @@ pub struct ConfigError {
 pub struct IdpConfig {
     /// The issuer URL; a path (`http://host/realms/fabrikam`) puts every endpoint under it.
     pub issuer: Url,
+    /// The issuer identifier exactly as `iss` and discovery carry it: `IDP_ISSUER_URL` as
+    /// written (`http://host:9090/` keeps its slash), or [`crate::config::issuer_id`] of
+    /// `issuer`. It must name the same URL as `issuer` ([`Self::validate`] checks).
+    pub issuer_id: String,
     pub clients: Vec<ClientRegistration>,
     pub users: Vec<UserSpec>,
     /// `IDP_MFA_AT_LOGIN`: every login asks the second factor unless the browser is remembered.
@@ -541,6 +588,7 @@ impl IdpConfig {
     /// The demo: alice, bob and carol, and `client`.
     pub fn demo(issuer: Url, client: ClientRegistration) -> Self {
         Self {
+            issuer_id: crate::config::issuer_id(&issuer),
             issuer,
             clients: vec![client],
             users: UserSpec::demo_users(),
@@ -571,6 +619,7 @@ impl IdpConfig {
             intranet_public_url,
         );
         let mut config = Self::demo(s.idp_issuer(idp_bound), default_client);
+        config.issuer_id = s.idp_issuer_id(idp_bound);
         config.mfa_at_login = s.idp_mfa_at_login;
         config.test_control = s.test_control;
         config.api_audience = s.api_audience.clone();
@@ -618,6 +667,17 @@ impl IdpConfig {
             field,
             problem,
         };
+        if Url::parse(&self.issuer_id).ok().as_ref() != Some(&self.issuer) {
+            return Err(ConfigError {
+                origin: "the settings".into(),
+                entry: "IDP_ISSUER_URL (--idp-issuer-url)".into(),
+                field: "issuer_id".into(),
+                problem: format!(
+                    "{:?} does not name the issuer URL {}",
+                    self.issuer_id, self.issuer
+                ),
+            });
+        }
         let max = MAX_CONFIGURED_SECS;
         for (name, flag, value) in [
             (
@@ -652,6 +712,22 @@ impl IdpConfig {
             client.validate().map_err(|e| error(entry.clone(), e))?;
             if !ids.insert(client.client_id.as_str()) {
                 return Err(error(entry, ("client_id".into(), "is registered twice".into())));
+            }
+            // An access token's aud is the API (RFC 9068 §3); were it also a client id, that
+            // client's access tokens would read as ID tokens issued to it (OIDC Core §2: aud is
+            // the client), e.g. as an id_token_hint.
+            if client.client_id == self.api_audience {
+                return Err(error(
+                    entry,
+                    (
+                        "client_id".into(),
+                        format!(
+                            "is the API audience (API_AUDIENCE = {:?}): access tokens would name this \
+                             client as their audience; choose another client_id or API_AUDIENCE",
+                            self.api_audience
+                        ),
+                    ),
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -916,6 +992,13 @@ mod tests {
             ("clients[1] (client_id \"app\")", "client_id")
         );
         assert_eq!(problem(config(vec![], vec![])).1, "clients");
+        let api = ClientRegistration::confidential("fabrikam-api", "s", ["http://a/cb"]);
+        let (entry, field, problem) = problem(config(vec![client(), api], vec![]));
+        assert_eq!(
+            (entry.as_str(), field.as_str()),
+            ("clients[1] (client_id \"fabrikam-api\")", "client_id")
+        );
+        assert!(problem.contains("API_AUDIENCE = \"fabrikam-api\""), "{problem}");
         config(vec![ClientRegistration::public("spa", ["http://a/cb"])], vec![])
             .validate()
             .unwrap();

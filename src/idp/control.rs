@@ -55,7 +55,9 @@ pub struct NextToken {
     /// Claims to set in the next access token; `null` removes one.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub access_token_claims: Map<String, Value>,
-    /// How both tokens are signed: `valid`, `wrong-key` or `none`.
+    /// How the tokens are signed: `valid`, `wrong-key` or `none` (both tokens), or
+    /// `hs256-client-secret` (the ID token MACed with the client secret; see
+    /// [`SignatureMode::Hs256ClientSecret`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<SignatureMode>,
     /// The access token's JOSE `typ` instead of `at+jwt` (RFC 9068 §2.1); `null` leaves it

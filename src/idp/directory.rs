@@ -3,7 +3,7 @@
 //! (a user without one enrols it at their first step-up) and, per user, the last TOTP step
 //! accepted and the throttle on wrong codes.
 //!
-//! Times are Unix seconds of the real clock ([`super::clock::Clock::real`]), passed in by the
+//! Times are Unix seconds of the real clock ([`crate::clock::Clock::real`]), passed in by the
 //! caller: TOTP codes and throttles follow the wall clock, never the test-control offset.
 //!
 //! Password guesses are throttled in [`super::throttle`]; the directory only holds the hashes.

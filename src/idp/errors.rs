@@ -6,6 +6,7 @@
 //! `views::render_errors` turns it into the HTML page with the request in hand, so the page's
 //! links follow the issuer's path.
 
+use crate::web::JsonLine;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
@@ -168,6 +169,6 @@ impl ResponseError for OAuthError {
         if let Some(challenge) = &self.www_authenticate {
             res.insert_header((header::WWW_AUTHENTICATE, challenge.clone()));
         }
-        res.json(json!({ "error": self.error, "error_description": self.description }))
+        res.json_line(json!({ "error": self.error, "error_description": self.description }))
     }
 }

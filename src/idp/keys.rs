@@ -8,9 +8,14 @@
 //! Keys come from PEM files (`IDP_SIGNING_KEY`, `IDP_RSA_SIGNING_KEY`) or are generated. A P-256
 //! key is generated in microseconds; an RSA key takes 20–200 ms with the crates optimised and
 //! seconds without, so the generated RSA key is made once per process on a background thread,
-//! started with the first provider, and waited for only when a provider first needs it (every
-//! provider built in the process — the tests start many — publishes that same key until it
-//! rotates; a rotation always generates a new one).
+//! started with the first provider, and waited for only when a provider first needs it.
+//!
+//! That key is **shared**: every provider built in the process with [`KeySource::Generate`]
+//! (the tests start many) signs RS256 with it and publishes it under the same `kid`, until it
+//! rotates (a rotation always generates a new key, for that provider alone). So one such
+//! provider's RS256 tokens verify against another's JWKS; only `iss` tells them apart.
+//! [`KeySource::GenerateOwn`] gives a provider an RSA key of its own (generated the same way,
+//! in the background, for it alone). P-256 keys are never shared.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -74,14 +79,24 @@ pub enum SignatureMode {
     WrongKey,
     /// Unsecured (`alg: none`, RFC 7515 Appendix A.5).
     None,
+    /// The ID token MACed with HS256 under the client's own secret (OIDC Core §10.1's
+    /// symmetric signing), the classic algorithm-confusion forgery: anyone who knows the
+    /// secret could have made it, so an RP that expects an asymmetric signature must refuse
+    /// it. The access token stays validly signed. Needs a client with a secret.
+    Hs256ClientSecret,
 }
 
 /// Where a signing key comes from.
 #[derive(Debug, Clone, Default)]
 pub enum KeySource {
-    /// Generated (the RSA key once per process, in the background; see the module docs).
+    /// Generated. The RSA key is generated once per process, in the background, and shared
+    /// by every provider of the process that asks for it (see the module docs); a P-256 key
+    /// is generated for each provider.
     #[default]
     Generate,
+    /// Generated for this provider alone: for RS256 a new key, not the process's shared one
+    /// (generated in the background, like it); for ES256 the same as [`Self::Generate`].
+    GenerateOwn,
     /// A PEM file: PKCS#8 for P-256; PKCS#8 or PKCS#1 for RSA (at least 2048 bits).
     File(PathBuf),
     /// The same PEM, in memory.
@@ -186,7 +201,7 @@ impl KeyPair {
 
     fn load(alg: SigningAlg, source: &KeySource) -> anyhow::Result<Option<Self>> {
         let (pem, origin) = match source {
-            KeySource::Generate => return Ok(None),
+            KeySource::Generate | KeySource::GenerateOwn => return Ok(None),
             KeySource::File(path) => (
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the {alg} signing key {}", path.display()))?,
@@ -312,6 +327,9 @@ pub struct Keys {
     es256: RwLock<Slot>,
     /// Signs test control's `wrong-key` ES256 tokens; never published.
     wrong_ec: KeyPair,
+    /// This provider's own generated RSA key ([`KeySource::GenerateOwn`]); `None`: the
+    /// process's shared one, if generated.
+    own_rsa: Option<BackgroundRsa>,
 }
 
 impl Keys {
@@ -322,8 +340,9 @@ impl Keys {
             None => KeyPair::generate_ec()?,
         };
         let rs256 = KeyPair::load(SigningAlg::RS256, rsa)?.map(Arc::new);
+        let own_rsa = matches!(rsa, KeySource::GenerateOwn).then(BackgroundRsa::new);
         if rs256.is_none() {
-            GENERATED_RSA.start();
+            own_rsa.as_ref().unwrap_or(&GENERATED_RSA).start();
         }
         let slot = |current| {
             RwLock::new(Slot {
@@ -335,7 +354,13 @@ impl Keys {
             rs256: slot(rs256),
             es256: slot(Some(Arc::new(es256))),
             wrong_ec: KeyPair::generate_ec()?,
+            own_rsa,
         })
+    }
+
+    /// Where this provider's generated RSA key comes from: its own, or the process's.
+    fn generated_rsa(&self) -> &BackgroundRsa {
+        self.own_rsa.as_ref().unwrap_or(&GENERATED_RSA)
     }
 
     fn slot(&self, alg: SigningAlg) -> &RwLock<Slot> {
@@ -355,7 +380,7 @@ impl Keys {
 
     /// Whether every current key is at hand (signing and the JWKS will not wait).
     pub fn is_ready(&self) -> bool {
-        self.read(SigningAlg::RS256).current.is_some() || GENERATED_RSA.is_ready()
+        self.read(SigningAlg::RS256).current.is_some() || self.generated_rsa().is_ready()
     }
 
     /// Blocks until every current key is at hand: call from a blocking thread (see
@@ -384,12 +409,12 @@ impl Keys {
         Ok(())
     }
 
-    /// The current key of `alg` (blocks while the process's RSA key is being generated).
+    /// The current key of `alg` (blocks while the generated RSA key is still being made).
     fn current(&self, alg: SigningAlg) -> anyhow::Result<Arc<KeyPair>> {
         if let Some(key) = &self.read(alg).current {
             return Ok(Arc::clone(key));
         }
-        let generated = GENERATED_RSA.wait()?;
+        let generated = self.generated_rsa().wait()?;
         let mut slot = self.write(alg);
         Ok(Arc::clone(slot.current.get_or_insert(generated)))
     }
@@ -478,6 +503,9 @@ impl Keys {
                 };
                 Ok(jsonwebtoken::encode(&header, claims, &wrong)?)
             }
+            SignatureMode::Hs256ClientSecret => {
+                anyhow::bail!("hs256-client-secret is signed with the client's secret: see sign_hs256")
+            }
             SignatureMode::None => {
                 // An unsecured JWS (RFC 7515 Appendix A.5): a test of the RP's alg check.
                 let mut header = json!({ "alg": "none", "kid": key.kid });
@@ -493,17 +521,35 @@ impl Keys {
         }
     }
 
+    /// Signs `claims` with HS256 under `secret` (test control's `hs256-client-secret`), as
+    /// OIDC Core §10.1 has a symmetric ID token keyed: the octets of the client secret. No
+    /// `kid`: no published key made it.
+    pub fn sign_hs256(
+        typ: Option<&str>,
+        claims: &Map<String, Value>,
+        secret: &[u8],
+    ) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = typ.map(str::to_owned);
+        Ok(jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_secret(secret)?,
+        )?)
+    }
+
     /// Verifies a token signed with one of our published keys (RS256 or ES256, found by `kid`)
     /// and issued by `issuer`. `now` is the provider's clock; with `check_exp` an expired
     /// token is refused (RP-Initiated Logout 1.0 §2 accepts an expired `id_token_hint`, so
-    /// logout passes `false`). The audience is left to the caller.
+    /// logout passes `false`). What kind of token it is (its `typ`) and its audience are left
+    /// to the caller: see [`Verified`].
     pub fn verify(
         &self,
         token: &str,
         issuer: &str,
         now: i64,
         check_exp: bool,
-    ) -> Result<Map<String, Value>, jsonwebtoken::errors::Error> {
+    ) -> Result<Verified, jsonwebtoken::errors::Error> {
         use jsonwebtoken::errors::ErrorKind;
         let header = jsonwebtoken::decode_header(token)?;
         let alg = match header.alg {
@@ -534,7 +580,39 @@ impl Keys {
                 return Err(ErrorKind::ExpiredSignature.into());
             }
         }
-        Ok(data.claims)
+        Ok(Verified {
+            typ: data.header.typ,
+            claims: data.claims,
+        })
+    }
+}
+
+/// A token [`Keys::verify`] found signed by Fabrikam ID: its JOSE `typ` and its claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub typ: Option<String>,
+    pub claims: Map<String, Value>,
+}
+
+impl Verified {
+    /// Whether it is an RFC 9068 access token: `typ` `at+jwt` (§2.1), which §4 has resource
+    /// servers accept as `at+jwt` or `application/at+jwt` (media types are case-insensitive,
+    /// RFC 7515 §4.1.9). ID tokens are `JWT`, and an ID token must never pass as an access
+    /// token, nor an access token as an ID token.
+    pub fn is_access_token(&self) -> bool {
+        self.typ.as_deref().is_some_and(|typ| {
+            let typ = typ.to_ascii_lowercase();
+            typ == "at+jwt" || typ == "application/at+jwt"
+        })
+    }
+
+    /// Its `aud`: one string, or each string of an array (OIDC Core §2).
+    pub fn audiences(&self) -> Vec<&str> {
+        match self.claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 

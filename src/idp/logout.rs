@@ -36,6 +36,7 @@ pub struct LogoutParams {
 enum Notice {
     Unreadable,
     HintNotOurs,
+    HintNotIdToken,
     ClientMismatch,
     UnregisteredReturn,
     UnknownReturnClient,
@@ -51,6 +52,11 @@ impl Notice {
             Self::HintNotOurs => {
                 "The sign-out request carries a token Fabrikam ID did not issue, so it cannot tell which \
                  application sent it or send you back to it."
+            }
+            Self::HintNotIdToken => {
+                "The sign-out request carries a token that is not an ID token issued to an application \
+                 (an access token, perhaps), so Fabrikam ID cannot tell which application sent it or send \
+                 you back to it."
             }
             Self::ClientMismatch => {
                 "The sign-out request names two different applications, so Fabrikam ID will not send you back to either."
@@ -156,14 +162,28 @@ fn request(
 
 fn check(idp: &Idp, params: &LogoutParams) -> Checked {
     let mut notice = None;
-    // §2: the hint must be an ID token we issued; an expired one is still acceptable.
+    // §2: the hint must be an ID token we issued; an expired one is still acceptable. An ID
+    // token: not an RFC 9068 access token (typ at+jwt), and issued to a registered client
+    // (its aud; the API audience is never a client id, see IdpConfig::validate).
     let hint = params
         .id_token_hint
         .as_deref()
         .filter(|h| !h.is_empty())
         .and_then(
             |hint| match idp.keys.verify(hint, &idp.issuer, idp.now(), false) {
-                Ok(claims) => Some(claims),
+                Ok(token) if token.is_access_token() => {
+                    tracing::info!("logout with an access token as id_token_hint");
+                    notice = Some(Notice::HintNotIdToken);
+                    None
+                }
+                Ok(token) => match token.audiences().into_iter().find(|a| idp.client(a).is_some()) {
+                    Some(client) => Some((client.to_owned(), token.claims)),
+                    None => {
+                        tracing::info!("logout with an id_token_hint for no registered client");
+                        notice = Some(Notice::HintNotIdToken);
+                        None
+                    }
+                },
                 Err(_) => {
                     tracing::info!("logout with an id_token_hint we did not issue");
                     notice = Some(Notice::HintNotOurs);
@@ -171,11 +191,7 @@ fn check(idp: &Idp, params: &LogoutParams) -> Checked {
                 }
             },
         );
-    let hinted_client = hint.as_ref().and_then(|claims| match claims.get("aud") {
-        Some(Value::String(a)) => Some(a.clone()),
-        Some(Value::Array(list)) => list.first().and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    });
+    let hinted_client = hint.as_ref().map(|(client, _)| client.clone());
     let client_id = params.client_id.as_deref().filter(|c| !c.is_empty());
     // §2: with both, the client_id must be the hint's audience; otherwise trust neither.
     if let (Some(aud), Some(client_id)) = (&hinted_client, client_id)
@@ -210,7 +226,7 @@ fn check(idp: &Idp, params: &LogoutParams) -> Checked {
     Checked {
         hinted_user: hint
             .as_ref()
-            .and_then(|claims| claims.get("sub"))
+            .and_then(|(_, claims)| claims.get("sub"))
             .and_then(Value::as_str)
             .map(str::to_owned),
         client_id: client.map(|c| c.client_id.clone()),

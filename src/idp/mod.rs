@@ -20,7 +20,6 @@
 
 pub mod authorize;
 pub mod backchannel;
-pub mod clock;
 pub mod config;
 pub mod control;
 pub mod directory;

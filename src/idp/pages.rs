@@ -15,14 +15,20 @@ use super::backchannel;
 use super::directory::{TotpRefusal, totp};
 use super::errors::PageError;
 use super::paths::Links;
-use super::protocol::AuthState;
+use super::protocol::{AuthState, Level};
 use super::session::{IdpSession, REMEMBER_COOKIE, browser_cookie};
 use super::state::{Idp, REMEMBER_TTL_SECS};
 use super::throttle::PasswordRefusal;
-use super::views::{page, see};
+use super::views::{page, redirect_error, see};
 
-/// The application asking, as shown to the person: its registered name and where it lives.
-pub fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
+/// The application asking, as shown to the person: its registered name (`client_name`) and
+/// where it lives, so a look-alike name on another host stands out.
+pub struct App {
+    pub name: String,
+    pub host: String,
+}
+
+pub fn app_of(idp: &Idp, session: &IdpSession) -> Option<App> {
     let pending = session.pending()?;
     let host = url::Url::parse(&pending.request.redirect_uri)
         .ok()
@@ -35,8 +41,76 @@ pub fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
         .unwrap_or_default();
     let name = idp
         .client(&pending.request.client_id)
-        .map_or(pending.request.client_id.as_str(), |c| c.display_name());
-    Some(format!("{name} at {host}"))
+        .map_or(pending.request.client_id.as_str(), |c| c.display_name())
+        .to_owned();
+    Some(App { name, host })
+}
+
+/// [`app_of`] in one phrase: "Fabrikam intranet at localhost:8080".
+pub fn app_label(idp: &Idp, session: &IdpSession) -> Option<String> {
+    app_of(idp, session).map(|app| format!("{} at {}", app.name, app.host))
+}
+
+/// Why a second-factor page is shown, in words, from the pending request and the session.
+pub struct Why {
+    /// What the application asked for ("a multi-factor sign-in"), or `None` when Fabrikam ID
+    /// asks on its own (`IDP_MFA_AT_LOGIN` on a browser it does not remember).
+    pub asked: Option<&'static str>,
+    /// "12 min ago" when the password is reused from this browser's session rather than
+    /// entered for this request.
+    pub password_reused: Option<String>,
+}
+
+impl Why {
+    fn of(idp: &Idp, session: &IdpSession, auth: &AuthState) -> Self {
+        let pending = session.pending();
+        let asked = pending
+            .as_ref()
+            .and_then(|p| match p.request.requirements.class() {
+                Level::Password => None,
+                Level::MultiFactor => Some("a multi-factor sign-in"),
+                Level::PhishingResistant => Some("a phishing-resistant sign-in (a passkey)"),
+            });
+        let entered_now = pending.is_some_and(|p| session.progress(&p.id).password_done);
+        Why {
+            asked,
+            password_reused: (!entered_now).then(|| ago(idp.now() - auth.password_at)),
+        }
+    }
+}
+
+/// "just now", "4 min ago", "3 h ago", "2 days ago".
+fn ago(secs: i64) -> String {
+    match secs {
+        ..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// The remember-browser choice on the second-factor page. Offered only with
+/// `IDP_MFA_AT_LOGIN` (without it a remembered browser changes nothing); ticked when this
+/// browser is already remembered for the user, and unticking it forgets the browser.
+pub struct RememberChoice {
+    pub remembered: bool,
+}
+
+fn remember_choice(req: &HttpRequest, idp: &Idp, user: &str) -> Option<RememberChoice> {
+    idp.mfa_at_login.then(|| RememberChoice {
+        remembered: req
+            .cookie(REMEMBER_COOKIE)
+            .is_some_and(|c| idp.is_remembered(c.value(), user)),
+    })
+}
+
+/// `"JBSWY3DP…"` → `["JBSW", "Y3DP", …]`: the secret as people copy it, four by four.
+fn groups_of_four(secret: &str) -> Vec<String> {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
 }
 
 #[derive(Template)]
@@ -65,22 +139,25 @@ pub async fn home(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpRespon
 #[template(path = "idp/login.html")]
 struct LoginPage<'a> {
     links: &'a Links,
-    app: Option<String>,
+    app: Option<App>,
     error: Option<String>,
     username: String,
+    /// Signed in here already (the password is checked again): offer "Not <user>?".
+    signed_in_as: Option<String>,
     csrf: String,
 }
 
 /// `GET /login` (the user name is filled in when re-checking a signed-in user's password).
 pub async fn login_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
-    let app = app_label(&idp, &session);
-    let username = session.auth().map(|a| a.user).unwrap_or_default();
+    let app = app_of(&idp, &session);
+    let signed_in_as = session.auth().map(|a| a.user);
     page(
         LoginPage {
             links: &idp.links,
             app,
             error: None,
-            username,
+            username: signed_in_as.clone().unwrap_or_default(),
+            signed_in_as,
             csrf: session.csrf_token(),
         },
         StatusCode::OK,
@@ -111,9 +188,10 @@ pub async fn login(
         page(
             LoginPage {
                 links: &idp.links,
-                app: app_label(&idp, &session),
+                app: app_of(&idp, &session),
                 error: Some(error.to_owned()),
                 username,
+                signed_in_as: session.auth().map(|a| a.user),
                 csrf: session.csrf_token(),
             },
             status,
@@ -202,7 +280,9 @@ fn second_factor_context(session: &IdpSession) -> Result<AuthState, PageError> {
 #[template(path = "idp/mfa.html")]
 struct MfaPage<'a> {
     links: &'a Links,
-    app: Option<String>,
+    app: Option<App>,
+    why: Why,
+    remember: Option<RememberChoice>,
     user: String,
     error: Option<String>,
     csrf: String,
@@ -214,24 +294,32 @@ fn has_passkey(idp: &Idp, user: &str) -> bool {
     idp.passkeys.as_ref().is_some_and(|p| p.has_any(user))
 }
 
+impl<'a> MfaPage<'a> {
+    fn new(req: &HttpRequest, idp: &'a Idp, session: &IdpSession, auth: &AuthState) -> Self {
+        MfaPage {
+            links: &idp.links,
+            app: app_of(idp, session),
+            why: Why::of(idp, session, auth),
+            remember: remember_choice(req, idp, &auth.user),
+            user: auth.user.clone(),
+            error: None,
+            csrf: session.csrf_token(),
+            has_passkey: has_passkey(idp, &auth.user),
+        }
+    }
+}
+
 /// `GET /mfa`.
-pub async fn mfa_page(session: IdpSession, idp: web::Data<Idp>) -> Result<HttpResponse, PageError> {
+pub async fn mfa_page(
+    req: HttpRequest,
+    session: IdpSession,
+    idp: web::Data<Idp>,
+) -> Result<HttpResponse, PageError> {
     let auth = second_factor_context(&session)?;
     if !idp.directory.has_totp(&auth.user) {
         return Ok(see(&idp.links.enroll, StatusCode::SEE_OTHER));
     }
-    let app = app_label(&idp, &session);
-    page(
-        MfaPage {
-            links: &idp.links,
-            app,
-            has_passkey: has_passkey(&idp, &auth.user),
-            user: auth.user,
-            error: None,
-            csrf: session.csrf_token(),
-        },
-        StatusCode::OK,
-    )
+    page(MfaPage::new(&req, &idp, &session, &auth), StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -239,6 +327,9 @@ pub struct CodeForm {
     csrf_token: Option<String>,
     code: Option<String>,
     remember_browser: Option<String>,
+    /// Sent by a page that showed the remember-browser box (ticked or not): an unticked box
+    /// then means "do not remember this browser", and a remembered one is forgotten.
+    remember_browser_shown: Option<String>,
 }
 
 /// `POST /mfa`: checks the TOTP code (RFC 6238 §5.2: ±1 step, each step once).
@@ -257,16 +348,10 @@ pub async fn mfa(
     if let Err(refusal) = idp.directory.check_totp(&auth.user, &code, idp.clock.real()) {
         tracing::info!(user = %auth.user, ?refusal, "second factor refused");
         let (error, status, retry_after) = refusal_message(&idp, &session, &auth.user, refusal)?;
-        let app = app_label(&idp, &session);
-        let csrf = session.csrf_token();
         let mut res = page(
             MfaPage {
-                links: &idp.links,
-                app,
-                has_passkey: has_passkey(&idp, &auth.user),
-                user: auth.user,
                 error: Some(error),
-                csrf,
+                ..MfaPage::new(&req, &idp, &session, &auth)
             },
             status,
         )?;
@@ -277,10 +362,27 @@ pub async fn mfa(
     session.second_factor_done(idp.now());
     tracing::info!(%user, "second factor accepted");
     let mut res = resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)?;
-    if form.remember_browser.is_some() {
+    let remembered = req.cookie(REMEMBER_COOKIE);
+    let cookie = if form.remember_browser.is_some() {
         let value = idp.remember_browser(&user);
         let max_age = Some(CookieDuration::seconds(REMEMBER_TTL_SECS));
-        let cookie = browser_cookie(&idp, REMEMBER_COOKIE, value, max_age);
+        Some(browser_cookie(&idp, REMEMBER_COOKIE, value, max_age))
+    } else if form.remember_browser_shown.is_some()
+        && let Some(old) = remembered.filter(|c| idp.is_remembered(c.value(), &user))
+    {
+        // The box was shown ticked (this browser is remembered) and the person unticked it.
+        idp.forget_browser(old.value());
+        tracing::info!(%user, "browser no longer remembered");
+        Some(browser_cookie(
+            &idp,
+            REMEMBER_COOKIE,
+            String::new(),
+            Some(CookieDuration::ZERO),
+        ))
+    } else {
+        None
+    };
+    if let Some(cookie) = cookie {
         res.add_cookie(&cookie)
             .map_err(|e| PageError::Unexpected(e.into()))?;
     }
@@ -337,9 +439,11 @@ fn with_retry_after(res: &mut HttpResponse, secs: Option<i64>) {
 #[template(path = "idp/enroll.html")]
 struct EnrollPage<'a> {
     links: &'a Links,
-    app: Option<String>,
+    app: Option<App>,
+    why: Why,
     user: String,
-    secret: String,
+    /// The base32 secret, four characters a group.
+    secret: Vec<String>,
     qr_data_uri: String,
     error: Option<String>,
     csrf: String,
@@ -360,11 +464,12 @@ fn enroll_secret(session: &IdpSession) -> Result<Secret, PageError> {
 fn enroll_page(
     idp: &Idp,
     session: &IdpSession,
-    user: String,
+    auth: &AuthState,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let secret = enroll_secret(session)?;
+    let user = auth.user.clone();
     let uri = totp(&secret, &user)
         .and_then(|t| t.to_url().ok())
         .ok_or_else(|| PageError::Unexpected(anyhow::anyhow!("cannot build the otpauth URI")))?;
@@ -376,9 +481,10 @@ fn enroll_page(
     page(
         EnrollPage {
             links: &idp.links,
-            app: app_label(idp, session),
+            app: app_of(idp, session),
+            why: Why::of(idp, session, auth),
             user,
-            secret: secret.to_base32(),
+            secret: groups_of_four(&secret.to_base32()),
             qr_data_uri: format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg)),
             error,
             csrf: session.csrf_token(),
@@ -393,7 +499,7 @@ pub async fn enroll_form(session: IdpSession, idp: web::Data<Idp>) -> Result<Htt
     if idp.directory.has_totp(&auth.user) {
         return Ok(see(&idp.links.mfa, StatusCode::SEE_OTHER));
     }
-    enroll_page(&idp, &session, auth.user, None, StatusCode::OK)
+    enroll_page(&idp, &session, &auth, None, StatusCode::OK)
 }
 
 /// `POST /enroll`: a valid code enrols the secret and counts as the second factor.
@@ -430,7 +536,7 @@ pub async fn enroll(
                          current code."
                     .into();
             }
-            let mut res = enroll_page(&idp, &session, auth.user, Some(error), status)?;
+            let mut res = enroll_page(&idp, &session, &auth, Some(error), status)?;
             with_retry_after(&mut res, retry_after);
             return Ok(res);
         }
@@ -438,4 +544,75 @@ pub async fn enroll(
     tracing::info!(user = %auth.user, "TOTP enrolled");
     session.second_factor_done(idp.now());
     resume_pending(&req, &idp, &session, StatusCode::SEE_OTHER)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf_token: Option<String>,
+}
+
+/// `POST /cancel`: the person gives up on the pending sign-in (the Cancel button of the
+/// sign-in, code and enrolment pages). The application gets `error=access_denied` with its
+/// `state` (OIDC Core §3.1.2.6, RFC 6749 §4.1.2.1: "the resource owner ... denied the
+/// request"); a Fabrikam ID session, if any, stays as it was.
+pub async fn cancel(session: IdpSession, form: web::Form<CsrfForm>) -> Result<HttpResponse, PageError> {
+    if !session.csrf_ok(form.csrf_token.as_deref()) {
+        return Err(PageError::csrf());
+    }
+    let pending = session.pending().ok_or_else(PageError::no_pending_request)?;
+    session.clear_pending();
+    tracing::info!(client_id = %pending.request.client_id, "sign-in cancelled by the person");
+    Ok(redirect_error(
+        &pending.request.redirect_uri,
+        pending.request.state.as_deref(),
+        "access_denied",
+        "the user cancelled the sign-in",
+        StatusCode::SEE_OTHER,
+    ))
+}
+
+/// `POST /switch-user` ("Not alice?"): signs this browser out of Fabrikam ID (the
+/// applications it served hear of it by back-channel logout) and shows the sign-in page again
+/// for the same pending request.
+pub async fn switch_user(
+    session: IdpSession,
+    idp: web::Data<Idp>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    if !session.csrf_ok(form.csrf_token.as_deref()) {
+        return Err(PageError::csrf());
+    }
+    let pending = session.pending();
+    if let Some(ended) = session.log_out() {
+        tracing::info!(user = %ended.user, "signed out to sign in as someone else");
+        backchannel::notify(&idp, ended);
+    }
+    let Some(pending) = pending else {
+        return Ok(see(&idp.links.home, StatusCode::SEE_OTHER));
+    };
+    // Smaller than when it was first kept: it fits.
+    let _ = session.set_pending(pending);
+    Ok(see(&idp.links.login, StatusCode::SEE_OTHER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_shown_four_by_four() {
+        assert_eq!(
+            groups_of_four("JBSWY3DPEHPK3PXPJB"),
+            ["JBSW", "Y3DP", "EHPK", "3PXP", "JB"]
+        );
+        assert!(groups_of_four("").is_empty());
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(ago(5), "just now");
+        assert_eq!(ago(240), "4 min ago");
+        assert_eq!(ago(3 * 3600 + 5), "3 h ago");
+        assert_eq!(ago(2 * 86_400), "2 days ago");
+    }
 }

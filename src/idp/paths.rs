@@ -24,9 +24,17 @@ pub const PASSKEY_REGISTER_OPTIONS: &str = "/passkeys/register/options";
 pub const PASSKEY_REGISTER: &str = "/passkeys/register";
 pub const PASSKEY_SIGN_IN_OPTIONS: &str = "/passkeys/sign-in/options";
 pub const PASSKEY_SIGN_IN: &str = "/passkeys/sign-in";
+/// `POST`: abandons the pending sign-in; the client gets `error=access_denied`.
+pub const CANCEL: &str = "/cancel";
+/// `POST`: "Not alice?" — signs out of Fabrikam ID and starts the pending sign-in over.
+pub const SWITCH_USER: &str = "/switch-user";
+pub const FAVICON: &str = "/favicon.ico";
 pub const STATIC: &str = "/static/{name}";
 pub const SCRIPT: &str = "/static/passkey.js";
 pub const STYLESHEET: &str = "/static/idp.css";
+/// The copy button of the enrolment page.
+pub const COPY_SCRIPT: &str = "/static/copy.js";
+pub const ICON: &str = "/static/favicon.svg";
 
 /// The test-control API (only mounted with `IdpConfig::test_control`).
 pub const TC_AUTHORIZE_REQUESTS: &str = "/test-control/authorize-requests";
@@ -61,6 +69,8 @@ pub struct Links {
     pub mfa: String,
     pub enroll: String,
     pub logout: String,
+    pub cancel: String,
+    pub switch_user: String,
     pub stylesheet: String,
     pub passkey: String,
     pub account: String,
@@ -71,6 +81,8 @@ pub struct Links {
     pub passkey_sign_in_options: String,
     pub passkey_sign_in: String,
     pub script: String,
+    pub copy_script: String,
+    pub icon: String,
 }
 
 impl Links {
@@ -84,6 +96,8 @@ impl Links {
             mfa: at(MFA),
             enroll: at(ENROLL),
             logout: at(LOGOUT),
+            cancel: at(CANCEL),
+            switch_user: at(SWITCH_USER),
             stylesheet: at(STYLESHEET),
             passkey: at(PASSKEY),
             account: at(ACCOUNT),
@@ -94,6 +108,8 @@ impl Links {
             passkey_sign_in_options: at(PASSKEY_SIGN_IN_OPTIONS),
             passkey_sign_in: at(PASSKEY_SIGN_IN),
             script: at(SCRIPT),
+            copy_script: at(COPY_SCRIPT),
+            icon: at(ICON),
             prefix,
         }
     }

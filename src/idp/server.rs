@@ -1,6 +1,7 @@
 //! Fabrikam ID's server: [`build`] assembles the routes (every one under the issuer's path),
 //! the middleware (sessions, security headers, request log) and the error handlers.
 
+use crate::web::JsonLine;
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
@@ -104,6 +105,9 @@ fn routes(cfg: &mut web::ServiceConfig, test_control: bool, under_path: bool) {
         .service(resource(p::PASSKEY_REGISTER).route(post().to(passkey_pages::register)))
         .service(resource(p::PASSKEY_SIGN_IN_OPTIONS).route(post().to(passkey_pages::sign_in_options)))
         .service(resource(p::PASSKEY_SIGN_IN).route(post().to(passkey_pages::sign_in)))
+        .service(resource(p::CANCEL).route(post().to(pages::cancel)))
+        .service(resource(p::SWITCH_USER).route(post().to(pages::switch_user)))
+        .service(resource(p::FAVICON).route(get().to(crate::web::favicon)))
         .service(resource(p::STATIC).route(get().to(crate::web::static_asset)));
     if test_control {
         test_control::routes(cfg);
@@ -129,8 +133,8 @@ async fn token_method_not_allowed() -> HttpResponse {
     response
 }
 
-/// The CSP of every Fabrikam ID response: scripts and `fetch` only from its own origin (the
-/// passkey script, `static/passkey.js`), nothing inline. `form-action` lists the clients' origins because
+/// The CSP of every Fabrikam ID response: scripts and `fetch` only from its own files (the
+/// passkey script, the copy button), nothing inline. `form-action` lists the clients' origins because
 /// Chrome applies it to the redirect that follows a form POST.
 fn content_security_policy(config: &IdpConfig) -> String {
     let mut origins: Vec<String> = config
@@ -185,7 +189,7 @@ fn query_error(err: actix_web::error::QueryPayloadError, req: &HttpRequest) -> a
 
 fn json_error(err: actix_web::error::JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     tracing::info!(error = %err, path = req.path(), "unreadable JSON body");
-    let response = HttpResponse::BadRequest().json(serde_json::json!({
+    let response = HttpResponse::BadRequest().json_line(serde_json::json!({
         "error": "invalid_request", "error_description": err.to_string(),
     }));
     InternalError::from_response(err, response).into()

@@ -25,7 +25,7 @@
 //! table at most [`MAX_SESSIONS`] (a new one ends the least recently used overall). Sessions
 //! are kept by expiry ([`ExpiringMap`]), so no operation scans the table.
 //!
-//! Times here are on the real clock ([`super::clock::Clock::real`]): a test-control clock
+//! Times here are on the real clock ([`crate::clock::Clock::real`]): a test-control clock
 //! offset changes what tokens say, not how long a browser stays signed in.
 
 use std::collections::BTreeSet;

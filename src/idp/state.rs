@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix_web::cookie::Key;
 use url::Url;
 
-use super::clock::Clock;
 use super::config::{ClientRegistration, IdpConfig};
 use super::control::TestControl;
 use super::directory::{Directory, User};
@@ -19,6 +18,7 @@ use super::paths::Links;
 use super::protocol::{Authentication, Level};
 use super::sessions::{SessionLimits, Sessions};
 use super::throttle::{PasswordRefusal, PasswordThrottle};
+use crate::clock::Clock;
 
 /// Codes live 60 seconds (RFC 6749 §4.1.2 recommends at most 10 minutes).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -121,7 +121,7 @@ impl Idp {
             None
         };
         Ok(Self {
-            issuer: crate::config::issuer_id(&config.issuer),
+            issuer: config.issuer_id.clone(),
             issuer_url: config.issuer.clone(),
             links: Links::new(&config.issuer),
             clients: config.clients.clone(),
@@ -244,6 +244,11 @@ impl Idp {
         let key = secret_key(&value);
         lock(&self.remembered).insert(key, user.to_owned(), Some(user), now + REMEMBER_TTL_SECS, now);
         value
+    }
+
+    /// Forgets a remember-browser value (the person unticked the box).
+    pub fn forget_browser(&self, value: &str) {
+        lock(&self.remembered).remove(&secret_key(value));
     }
 
     /// Whether the remember-browser cookie value was issued to `user` and is still valid.

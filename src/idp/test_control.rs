@@ -7,7 +7,7 @@
 //! - `GET /test-control/authorize-requests[?client_id=c]`: `[{"params": {...}}]`, the last 50,
 //!   oldest first (only client `c`'s with the query).
 //! - `PUT /test-control/clock` `{"offset_secs": i64}`: shifts the provider's clock (see
-//!   [`super::clock`]); 204.
+//!   [`crate::clock`]); 204.
 //! - `PUT /test-control/next-token` ([`NextToken`]; every field optional, unknown fields
 //!   refused; each deviation is used once, by the next `/authorize` or successful `/token`;
 //!   with `"client_id"` only by that client's, and those win over unscoped ones); 204.
@@ -38,18 +38,19 @@
 //!   for the grace period on the provider's clock (0: withdrawn at once); 200 with the
 //!   [`KeyStatus`].
 
+use crate::web::JsonLine;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::backchannel;
-use super::clock::MAX_OFFSET_SECS;
 use super::config::UserSpec;
 use super::control::NextToken;
 use super::directory::{NewUser, UserPatch, UserView};
-use super::keys::{KeyStatus, SigningAlg};
+use super::keys::{KeyStatus, SignatureMode, SigningAlg};
 use super::state::Idp;
+use crate::clock::MAX_OFFSET_SECS;
 use crate::web::get_or_head;
 
 /// The grace period of a rotated key when the request names none.
@@ -78,18 +79,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn invalid(description: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({
+    HttpResponse::BadRequest().json_line(json!({
         "error": "invalid_request", "error_description": description.to_string(),
     }))
 }
 
 fn not_found(what: &str) -> HttpResponse {
-    HttpResponse::NotFound().json(json!({ "error": "not_found", "error_description": what }))
+    HttpResponse::NotFound().json_line(json!({ "error": "not_found", "error_description": what }))
 }
 
 fn server_error(e: impl std::fmt::Display) -> HttpResponse {
     tracing::error!(error = %e, "test control failed");
-    HttpResponse::InternalServerError().json(json!({
+    HttpResponse::InternalServerError().json_line(json!({
         "error": "server_error", "error_description": e.to_string(),
     }))
 }
@@ -134,6 +135,15 @@ async fn set_next_token(idp: web::Data<Idp>, body: web::Json<NextToken>) -> Http
     }
     // A wrong RSA key is generated on first use: do it now, not in the next /token.
     let mode = next.signature.unwrap_or_default();
+    if mode == SignatureMode::Hs256ClientSecret
+        && let Some(client) = next.client_id.as_deref().and_then(|c| idp.client(c))
+        && client.client_secret.is_none()
+    {
+        return invalid(format_args!(
+            "hs256-client-secret needs a client secret, and {:?} is a public client",
+            client.client_id
+        ));
+    }
     if let Err(e) = idp.keys.prepare(mode).await {
         return server_error(e);
     }

@@ -18,14 +18,15 @@ use super::control::{BackchannelLogout, NextToken};
 use super::directory::{UserPatch, UserView};
 use super::keys::{KeySource, KeyStatus, SigningAlg};
 use super::sessions::SessionView;
-use crate::config::{issuer_id, url_for, with_trailing_slash};
+use crate::config::{url_for, with_trailing_slash};
 
 /// Fabrikam ID for a test suite: started on `127.0.0.1` and a free port, with the test-control
 /// API on, and driven through it — deviant tokens, users changed at run time, a shifted
 /// clock, key rotation.
 ///
 /// Without [`TestProviderBuilder::client`] it serves the demo's client (`fabrikam-intranet`,
-/// secret `fabrikam-demo-secret`, redirect URI `http://127.0.0.1:8080/callback`); without
+/// secret `fabrikam-demo-secret` sent with HTTP Basic, `client_secret_basic`, redirect URI
+/// `http://127.0.0.1:8080/callback`); without
 /// [`TestProviderBuilder::user`] the demo users alice, bob and carol (password: the user name
 /// followed by `-password`; TOTP secrets in the README).
 ///
@@ -72,9 +73,17 @@ use crate::config::{issuer_id, url_for, with_trailing_slash};
 /// A test fixture, not an identity provider to deploy. The test-control API it relies on lets
 /// anyone who can reach the port mint tokens with any claims, change users and move the
 /// clock: it listens on `127.0.0.1` only, and must never be enabled on a provider real people
-/// use. The generated RSA key is shared by every provider the test process starts (see
-/// [`super::keys`]): tokens are told apart by `iss`, which a relying party must check anyway
-/// (OIDC Core §3.1.3.7 rule 2). What it checks is what Fabrikam ID checks (PKCE, exact
+/// use.
+///
+/// **The RSA key is shared.** Generating a 2048-bit RSA key is slow, so by default every
+/// provider the test process starts signs RS256 with one key generated once per process, and
+/// publishes it under the same `kid` (see [`super::keys`]): an RS256 token from one provider
+/// verifies against another provider's JWKS, and only `iss` tells them apart (a relying party
+/// must check it anyway, OIDC Core §3.1.3.7 rule 2). A suite that tests what its application
+/// does with a token signed by another issuer's key, or that compares `kid`s across
+/// providers, calls [`TestProviderBuilder::own_rsa_key`]. ES256 keys are never shared.
+///
+/// What it checks is what Fabrikam ID checks (PKCE, exact
 /// redirect URIs, single-use codes, client authentication); what your application does with
 /// the tokens is what your tests are for.
 pub struct TestProvider {
@@ -187,10 +196,33 @@ impl TestProviderBuilder {
         self
     }
 
-    /// Signing keys from PEM (default: generated).
+    /// Signing keys from PEM (default: generated; the RSA key shared, see [`TestProvider`]).
     pub fn signing_keys(mut self, es256: KeySource, rs256: KeySource) -> Self {
         self.signing_key = es256;
         self.rsa_signing_key = rs256;
+        self
+    }
+
+    /// Generates an RSA key for this provider alone instead of signing RS256 with the key the
+    /// test process shares between providers (see [`TestProvider`]): its RS256 tokens then
+    /// verify against no other provider's JWKS. Costs one RSA key generation (made in the
+    /// background, waited for at the first RS256 token or JWKS request). Replaces an RS256
+    /// key given to [`Self::signing_keys`].
+    ///
+    /// ```
+    /// use fabrikam::idp::{SigningAlg, TestProvider};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> anyhow::Result<()> {
+    /// let shared = TestProvider::builder().start().await?;
+    /// let own = TestProvider::builder().own_rsa_key().start().await?;
+    /// let rs256 = |keys: fabrikam::idp::keys::KeyStatus| keys.current[&SigningAlg::RS256].clone();
+    /// assert_ne!(rs256(shared.keys().await?), rs256(own.keys().await?));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn own_rsa_key(mut self) -> Self {
+        self.rsa_signing_key = KeySource::GenerateOwn;
         self
     }
 
@@ -293,7 +325,7 @@ impl TestProvider {
     pub fn attach(config: IdpConfig) -> Self {
         let base = with_trailing_slash(&config.issuer);
         Self {
-            issuer: issuer_id(&config.issuer),
+            issuer: config.issuer_id.clone(),
             base,
             config,
             http: reqwest::Client::builder()

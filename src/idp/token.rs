@@ -13,6 +13,7 @@ use super::config::{ClientRegistration, TokenAuthMethod};
 use super::control::{TokenDeviation, merge_claims};
 use super::directory::User;
 use super::errors::OAuthError;
+use super::keys::{Keys, SignatureMode};
 use super::protocol::is_pkce_value;
 use super::state::{CodeGrant, Idp, TOKEN_TTL_SECS};
 use crate::web::{NO_STORE, pkce_s256, random_token, secrets_equal};
@@ -59,7 +60,8 @@ enum Presented {
 
 /// Client authentication (OIDC Core §9): `client_secret_basic`, `client_secret_post`, or
 /// `none` for public clients — never two at once (RFC 6749 §2.3) and only the method the
-/// client registered; secrets compared in constant time.
+/// client registered (`client_secret_basic` when it registered none); secrets compared in
+/// constant time. It runs before the code is looked at, so a refused client spends no code.
 fn authenticate<'a>(
     req: &HttpRequest,
     idp: &'a Idp,
@@ -105,21 +107,29 @@ fn authenticate<'a>(
         tracing::info!(?client_id, "token request from an unknown client");
         return Err(OAuthError::invalid_client(basic, "unknown client"));
     };
-    let method_ok = match (client.token_endpoint_auth_method, presented) {
-        (Some(TokenAuthMethod::None), p) => p == Presented::Nothing,
-        (_, Presented::Nothing) => false,
-        (None, _) => true,
-        (Some(TokenAuthMethod::ClientSecretBasic), p) => p == Presented::Basic,
-        (Some(TokenAuthMethod::ClientSecretPost), p) => p == Presented::Post,
+    // Dynamic Client Registration 1.0 §2: a client that registers no method uses
+    // client_secret_basic; one that registers a method uses that one alone.
+    let method = client.token_auth_method();
+    let method_ok = match method {
+        TokenAuthMethod::None => presented == Presented::Nothing,
+        TokenAuthMethod::ClientSecretBasic => presented == Presented::Basic,
+        TokenAuthMethod::ClientSecretPost => presented == Presented::Post,
     };
     if !method_ok {
-        tracing::info!(?client_id, ?presented, "client used a method it did not register");
-        let description = match client.token_endpoint_auth_method {
-            Some(TokenAuthMethod::None) => "a public client sends no client secret".to_owned(),
-            Some(method) => format!("this client authenticates with {}", method.as_str()),
-            None => "this client authenticates with client_secret_basic or client_secret_post".to_owned(),
+        tracing::info!(
+            ?client_id,
+            ?presented,
+            registered = method.as_str(),
+            "client used a method it did not register"
+        );
+        let description = match method {
+            TokenAuthMethod::None => "a public client sends no client secret".to_owned(),
+            method => format!("this client authenticates with {}", method.as_str()),
         };
-        return Err(OAuthError::invalid_client(basic, description));
+        // RFC 6749 §5.2: the Basic challenge whenever the client tried Basic, and also when it
+        // must use Basic (it tells a client that posted its secret what to do instead).
+        let challenge = basic || method == TokenAuthMethod::ClientSecretBasic;
+        return Err(OAuthError::invalid_client(challenge, description));
     }
     if presented == Presented::Nothing {
         return Ok(client);
@@ -240,13 +250,27 @@ fn issue(
     merge_claims(&mut access, &deviation.access_token_claims);
     // Both tokens with the client's registered algorithm (RS256 unless it chose ES256).
     let alg = client.id_token_signed_response_alg;
-    let id_token = idp.keys.sign(alg, Some("JWT"), &id, deviation.signature)?;
+    let id_token = match deviation.signature {
+        SignatureMode::Hs256ClientSecret => {
+            use secrecy::ExposeSecret;
+            let secret = client.client_secret.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("test control: hs256-client-secret needs a client with a secret")
+            })?;
+            Keys::sign_hs256(Some("JWT"), &id, secret.expose_secret().as_bytes())?
+        }
+        mode => idp.keys.sign(alg, Some("JWT"), &id, mode)?,
+    };
+    // The access token is MACed by no client secret (its audience is the API, not the client).
+    let access_mode = match deviation.signature {
+        SignatureMode::Hs256ClientSecret => SignatureMode::Valid,
+        mode => mode,
+    };
     // RFC 9068 §2.1: `typ: at+jwt` (test control may replace or drop it).
     let access_typ = match &deviation.access_token_typ {
         None => Some("at+jwt"),
         Some(typ) => typ.as_deref(),
     };
-    let access_token = idp.keys.sign(alg, access_typ, &access, deviation.signature)?;
+    let access_token = idp.keys.sign(alg, access_typ, &access, access_mode)?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "Bearer",

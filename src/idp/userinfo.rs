@@ -19,21 +19,23 @@ pub async fn userinfo(req: HttpRequest, idp: web::Data<Idp>) -> Result<HttpRespo
         .map(|(_, token)| token.trim())
         .ok_or_else(|| OAuthError::invalid_token("a bearer access token is required"))?;
     idp.keys.ready().await.map_err(OAuthError::server_error)?;
-    let claims = idp
+    let token = idp
         .keys
         .verify(token, &idp.issuer, idp.now(), true)
         .map_err(|_| OAuthError::invalid_token("the access token is invalid or expired"))?;
-    // Only our access tokens (RFC 9068 §4: the audience is the API), not ID tokens.
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => *a == idp.api_audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(idp.api_audience.as_str())),
-        _ => false,
-    };
-    if !audience_ok {
+    // Only our access tokens: RFC 9068 §4 has a resource server check `typ` (at+jwt) and that
+    // the audience is the API. An ID token (typ JWT, aud a client) is not a bearer credential.
+    if !token.is_access_token() {
+        return Err(OAuthError::invalid_token(
+            "only an access token (typ at+jwt) is accepted here, not an ID token",
+        ));
+    }
+    if !token.audiences().contains(&idp.api_audience.as_str()) {
         return Err(OAuthError::invalid_token(
             "the token is not an access token for this OP",
         ));
     }
+    let claims = token.claims;
     let user = claims
         .get("sub")
         .and_then(Value::as_str)

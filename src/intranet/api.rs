@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use super::data::AuditEvent;
 use super::errors::ApiError;
 use super::requirements::SalaryAccess;
-use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden, now};
+use super::state::{AppState, CLOCK_SKEW, RequestMeta, audit_forbidden};
+use crate::clock::Clock;
 
 /// Asymmetric algorithms only: `none` and HMAC are never accepted for access tokens.
 const ALLOWED_ALGS: &[Algorithm] = &[
@@ -56,9 +57,22 @@ pub async fn salary(
     Ok(HttpResponse::Ok().json(json!({"employee": employee, "salary_history": history})))
 }
 
+/// Any other path under `/api`: a JSON 404, never the HTML page.
+pub async fn unknown_path() -> HttpResponse {
+    ApiError::UnknownPath.error_response()
+}
+
+/// A method other than `GET` or `HEAD` on a JSON endpoint: a JSON 405 with `Allow`.
+pub async fn method_not_allowed() -> HttpResponse {
+    ApiError::MethodNotAllowed.error_response()
+}
+
 /// The API as a `StepUpApp`: the login is the bearer token, a step-up is RFC 9470's
 /// challenge, refusals are JSON (RFC 6750 §3.1).
-pub struct BearerApi;
+pub struct BearerApi {
+    /// The intranet's one clock (the same as `AppState`'s).
+    pub clock: Clock,
+}
 
 impl StepUpApp for BearerApi {
     fn current_auth<'a>(&'a self, req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
@@ -69,14 +83,14 @@ impl StepUpApp for BearerApi {
             let state =
                 AppState::of(req).ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("no AppState")))?;
             let claims = validate_access_token(&state, token).await?;
-            let auth = AuthState::from_claims(&claims, &state.roles_claim, now())
+            let auth = AuthState::from_claims(&claims, &state.roles_claim, state.now())
                 .map_err(|e| ApiError::InvalidToken(e.to_string()))?;
             Ok(Some(auth))
         })
     }
 
     fn now(&self) -> i64 {
-        now()
+        self.clock.now()
     }
 
     fn start_step_up<'a>(
@@ -149,7 +163,8 @@ fn bearer_token(req: &HttpRequest) -> Option<&str> {
 }
 
 /// RFC 9068 §4: `typ` is `at+jwt`, signature by the issuer's keys, `iss`, `aud` = our API,
-/// `exp` (with the one clock skew). An unknown `kid` refetches the JWKS once.
+/// `exp`, `iat` and `nbf` (with the one clock skew). An unknown `kid` refetches the JWKS
+/// (bounded: see `oidc.rs`).
 async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<String, Value>, ApiError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| ApiError::InvalidToken(e.to_string()))?;
     let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -167,7 +182,7 @@ async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<Stri
         .ok_or_else(|| ApiError::InvalidToken("no kid".into()))?;
     let key = state
         .oidc
-        .access_token_key(&kid)
+        .jwt_key(&kid)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot get the provider's keys");
@@ -178,18 +193,42 @@ async fn validate_access_token(state: &AppState, token: &str) -> Result<Map<Stri
     validation.set_audience(&[&state.api_audience]);
     validation.set_issuer(&[state.oidc.issuer()]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    // `exp` is checked below against the intranet's one clock, not jsonwebtoken's.
+    // `exp`, `iat` and `nbf` are checked below against the intranet's one clock, not
+    // jsonwebtoken's.
     validation.validate_exp = false;
+    validation.validate_nbf = false;
     let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
         .map_err(|e| ApiError::InvalidToken(e.to_string()))?
         .claims;
-    let exp = claims
-        .get("exp")
-        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
-        .ok_or_else(|| ApiError::InvalidToken("exp is not a number".into()))?;
+    // RFC 9068 §2.2 requires exp and iat; RFC 7519 §4.1.5: never before nbf. Each against
+    // the intranet's one clock, with the one skew.
     let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(0);
-    if now() > exp.saturating_add(skew) {
+    let now = state.now();
+    let exp = numeric_date(&claims, "exp")?.ok_or_else(|| ApiError::InvalidToken("no exp".into()))?;
+    if now > exp.saturating_add(skew) {
         return Err(ApiError::InvalidToken("expired".into()));
     }
+    let iat = numeric_date(&claims, "iat")?.ok_or_else(|| ApiError::InvalidToken("no iat".into()))?;
+    if iat > now.saturating_add(skew) {
+        return Err(ApiError::InvalidToken("issued in the future".into()));
+    }
+    if let Some(nbf) = numeric_date(&claims, "nbf")?
+        && nbf > now.saturating_add(skew)
+    {
+        return Err(ApiError::InvalidToken("not valid yet (nbf)".into()));
+    }
     Ok(claims)
+}
+
+/// A NumericDate claim (RFC 7519 §2) as whole seconds: absent is `None`, anything but a number
+/// is an invalid token. `as` saturates, so a huge float cannot overflow.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, ApiError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| ApiError::InvalidToken(format!("{name} is not a number"))),
+    }
 }

@@ -4,15 +4,18 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_stepup::{Decision, evaluate};
+use askama::Template;
 use serde::Deserialize;
 
 use super::data::AuditEvent;
-use super::errors::AppError;
-use super::oidc::LoginIntent;
+use super::errors::{AppError, complete_page};
+use super::logins::{NewLogin, SessionLogin};
+use super::oidc::{LoginIntent, PendingLogin};
 use super::paths;
-use super::session::TypedSession;
-use super::state::{AppState, RequestMeta, now};
+use super::session::{TypedSession, for_session};
+use super::state::{AppState, RequestMeta};
 use super::stepup::{begin, redirect};
+use super::view::Nav;
 use crate::web::secrets_equal;
 
 /// A pending login older than this is refused at the callback.
@@ -52,7 +55,7 @@ pub async fn login(
     };
     let session = TypedSession::from_request(&req);
     if let (Some(requirement), Ok(Some(user))) = (requirement, session.auth()) {
-        return match evaluate(&user, requirement, now()) {
+        return match evaluate(&user, requirement, state.now()) {
             Decision::Allow { .. } => Ok(redirect(return_to)),
             Decision::Forbidden { missing_role } => Err(AppError::Forbidden { missing_role }),
             // The user asked to try again: a fresh step-up, whatever the last one returned.
@@ -71,11 +74,13 @@ pub async fn login(
             }
         };
     }
+    // Signed out (the session ended while the page was open): one sign-in that asks for
+    // what the requirement needs at once, rather than a plain one and then a step-up.
     let intent = LoginIntent {
         return_to: return_to.to_owned(),
-        step_up: None,
+        step_up: requirement.map(|r| (r.name().to_owned(), r.step_up_request())),
     };
-    let (url, pending) = state.oidc.authorization_request(intent, now()).await?;
+    let (url, pending) = state.oidc.authorization_request(intent, state.now()).await?;
     session
         .set_pending_login(&pending)
         .map_err(|e| AppError::Unexpected(e.into()))?;
@@ -101,22 +106,27 @@ pub async fn callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, AppError> {
     let session = TypedSession::from_request(&req);
-    // Taken out whatever happens next: a callback can be used once (kanidm: "prevent UI loops").
-    let pending = session.take_pending_login().ok_or_else(|| {
+    let no_login = || {
         AppError::BadRequest("No sign-in is in progress in this browser, or it was already completed.".into())
-    })?;
+    };
     let query = query.into_inner();
-    // RFC 6749 §10.12: the state must be the one this browser sent.
+    // RFC 6749 §10.12: the state must be the one this browser sent. An answer with another
+    // state changes nothing, so a page that sends the browser to /callback with a made-up
+    // one cannot cancel the sign-in in progress.
+    let expected = session.pending_login().ok_or_else(no_login)?.state;
     let state_ok = query
         .state
         .as_deref()
-        .is_some_and(|s| secrets_equal(s, &pending.state));
+        .is_some_and(|s| secrets_equal(s, &expected));
     if !state_ok {
         return Err(AppError::BadRequest(
             "The sign-in answer does not belong to this browser's sign-in.".into(),
         ));
     }
-    if now() - pending.started_at > LOGIN_TIMEOUT_SECS {
+    // Taken out whatever happens next: an answer with the right state is used once (kanidm:
+    // "prevent UI loops").
+    let pending = session.take_pending_login().ok_or_else(no_login)?;
+    if state.now() - pending.started_at > LOGIN_TIMEOUT_SECS {
         return Err(AppError::BadRequest(
             "The sign-in took too long. Please start again.".into(),
         ));
@@ -125,6 +135,10 @@ pub async fn callback(
         // OIDC Core §3.1.2.6. `unmet_authentication_requirements` (§5.5.1.1) answers an
         // essential acr the provider cannot meet.
         let error = printable(&error);
+        if error == "access_denied" {
+            // The person pressed Cancel at the provider: a choice, not a failure.
+            return cancelled(&req, &state, &meta, &session, &pending).await;
+        }
         if pending.step_up_for.is_some() {
             let subject = session.auth().ok().flatten().map(|a| a.subject);
             let detail = format!("the provider answered {error}");
@@ -141,11 +155,13 @@ pub async fn callback(
     let code = query
         .code
         .ok_or_else(|| AppError::BadRequest("The sign-in answer has no code.".into()))?;
-    let (auth, id_token) = state.oidc.finish_login(&pending, code, now()).await?;
+    let signed_in = state.oidc.finish_login(&pending, code, state.now()).await?;
+    let current = session.auth().ok().flatten();
     // A step-up strengthens *this* user's login. If the provider answered for someone else
     // (another account signed in at the provider meanwhile), keep the session as it was.
+    let auth = signed_in.auth;
     if pending.step_up_for.is_some()
-        && let Ok(Some(current)) = session.auth()
+        && let Some(current) = &current
         && current.subject != auth.subject
     {
         let detail = format!("answered by {}", auth.subject);
@@ -164,8 +180,77 @@ pub async fn callback(
         step_up_for = pending.step_up_for.as_deref().unwrap_or("-"),
         "login"
     );
+    // Only what the policy needs goes into the session, so it fits a cookie whatever the
+    // provider sends.
+    let policy_roles: Vec<&str> = state
+        .requirements
+        .iter()
+        .flat_map(|r| r.roles().iter().map(String::as_str))
+        .collect();
+    let (auth, dropped_roles) = for_session(auth, &policy_roles);
+    // Within one session the login stays the same one (a step-up, or signing in again as the
+    // same person): same id, same start, so neither renews the session's lifetime.
+    let previous = current.and_then(|c| Some((c, session.login()?)));
+    let now = state.now();
+    let (login, same, replaced) = match previous {
+        Some((current, login)) if current.subject == auth.subject => (
+            SessionLogin {
+                last_seen: now,
+                dropped_roles,
+                ..login
+            },
+            true,
+            None,
+        ),
+        other => (
+            SessionLogin {
+                dropped_roles,
+                ..SessionLogin::new(now)
+            },
+            false,
+            other,
+        ),
+    };
+    // Refuse before anything is recorded: a session that does not fit its cookie would be
+    // dropped by the browser, which would then sign in again, and again.
     session
-        .log_in(&auth, &id_token)
+        .check_fits(&auth, &login, state.store.cookie_budget())
+        .map_err(|bytes| AppError::SessionTooLarge { bytes: Some(bytes) })?;
+    let recorded = if same {
+        state
+            .logins
+            .renew(&login.id, signed_in.sid.as_deref(), &signed_in.id_token)
+            .await
+            .map(|_| ())
+    } else {
+        state
+            .logins
+            .begin(NewLogin {
+                login_id: &login.id,
+                subject: &auth.subject,
+                sid: signed_in.sid.as_deref(),
+                started_at: login.started_at,
+                expires_at: login.expires_at(&state.sessions),
+                id_token: &signed_in.id_token,
+            })
+            .await
+    };
+    // A login that cannot be recorded could not be ended by a sign-out elsewhere or by the
+    // provider's back-channel logout: refused.
+    recorded.map_err(|e| {
+        tracing::error!(error = %e, "cannot record a sign-in");
+        AppError::DatabaseUnavailable
+    })?;
+    if let Some((old, old_login)) = replaced {
+        // Another person signed in in this browser: the previous login ends.
+        state
+            .logins
+            .end(&old_login.id, old_login.expires_at(&state.sessions), now)
+            .await;
+        tracing::info!(sub = %old.subject, "replaced by another sign-in");
+    }
+    session
+        .log_in(&auth, &login)
         .map_err(|e| AppError::Unexpected(e.into()))?;
     let _ = state
         .audit(&meta, Some(&auth.subject), AuditEvent::Login, auth.to_string())
@@ -176,7 +261,7 @@ pub async fn callback(
         .and_then(|name| state.requirements.get(name))
     {
         // Judge the answer now, as the page will: the provider may have ignored what we asked.
-        match evaluate(&auth, requirement, now()) {
+        match evaluate(&auth, requirement, now) {
             Decision::Allow { .. } => {
                 let detail = format!("{auth} for {}", pending.return_to);
                 let _ = state
@@ -188,12 +273,7 @@ pub async fn callback(
                 let _ = state
                     .audit(&meta, Some(&auth.subject), AuditEvent::StepUpFailed, detail)
                     .await;
-                if let Decision::StepUpFailed { request, .. } = decision {
-                    session.set_flash(&format!(
-                        "{} did not complete the extra check we asked for ({request}).",
-                        state.provider_name
-                    ));
-                }
+                // No flash: the page's own refusal (403, Try again) says it once.
             }
         }
     }
@@ -201,9 +281,70 @@ pub async fn callback(
     Ok(redirect(target))
 }
 
+/// "You cancelled the extra check": a calm page (200) with a way to try again. The session is
+/// left exactly as it was.
+#[derive(Template)]
+#[template(path = "intranet/cancelled.html")]
+struct CancelledPage {
+    nav: Nav,
+    /// The step-up's requirement, or `None` for a plain sign-in.
+    step_up: Option<String>,
+    /// "the salary", "the audit trail": what stays hidden.
+    hidden: &'static str,
+    retry: String,
+}
+
+async fn cancelled(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+    session: &TypedSession,
+    pending: &PendingLogin,
+) -> Result<HttpResponse, AppError> {
+    let return_to = paths::safe_return_to(&pending.return_to).unwrap_or(paths::HOME);
+    let retry = match &pending.step_up_for {
+        Some(requirement) => {
+            let subject = session.auth().ok().flatten().map(|a| a.subject);
+            let detail = format!("cancelled at the provider, for {return_to}");
+            let _ = state
+                .audit(meta, subject.as_deref(), AuditEvent::StepUpCancelled, detail)
+                .await;
+            paths::step_up_to(return_to, requirement)
+        }
+        None => paths::login_to(return_to),
+    };
+    tracing::info!(
+        step_up_for = pending.step_up_for.as_deref().unwrap_or("-"),
+        "sign-in cancelled at the provider"
+    );
+    let hidden = match pending.step_up_for.as_deref() {
+        Some("salary") => "the salary",
+        Some("audit") => "the audit trail",
+        _ => "that page",
+    };
+    let page = CancelledPage {
+        nav: Nav::of(req),
+        step_up: pending.step_up_for.clone(),
+        hidden,
+        retry,
+    }
+    .render()
+    .map_err(|e| AppError::Unexpected(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page))
+}
+
 /// Keeps a provider's error text short and printable before it reaches a page.
 fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// "This form has expired": sign out now? (with this session's CSRF token).
+#[derive(Template)]
+#[template(path = "intranet/logout_confirm.html")]
+struct LogoutConfirmPage {
+    nav: Nav,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,11 +366,29 @@ pub async fn logout(
         .as_deref()
         .is_some_and(|t| session.csrf_matches(t))
     {
-        return Err(AppError::Csrf);
+        // A tab opened before the last sign-in (or step-up, which renews the session and its
+        // token) still has to be able to sign out: ask again with this session's token
+        // instead of a dead end. Nothing changes without the fresh token (CSRF holds).
+        tracing::info!("logout with a stale or missing CSRF token: asking for confirmation");
+        let page = LogoutConfirmPage { nav: Nav::of(&req) }
+            .render()
+            .map_err(|e| AppError::Unexpected(e.into()))?;
+        return Ok(complete_page(
+            HttpResponse::Forbidden()
+                .content_type("text/html; charset=utf-8")
+                .body(page),
+        ));
     }
-    let id_token = session.id_token();
-    if let Ok(Some(auth)) = session.auth() {
+    let mut id_token = None;
+    if let Ok(Some(auth)) = session.auth()
+        && let Some(login) = session.login()
+    {
         tracing::info!(sub = %auth.subject, "logout");
+        // Ended for good, in either store: a copy of this session's cookie signs nobody in.
+        id_token = state
+            .logins
+            .end(&login.id, login.expires_at(&state.sessions), state.now())
+            .await;
         let _ = state
             .audit(&meta, Some(&auth.subject), AuditEvent::Logout, "")
             .await;

@@ -3,7 +3,9 @@
 //!
 //! The schema and the demo data are `sqlx` migrations under `migrations/`, applied at start.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -44,21 +46,27 @@ pub enum AuditEvent {
     StepUpRequested,
     StepUpSucceeded,
     StepUpFailed,
+    /// The person cancelled the step-up at the provider (`error=access_denied`).
+    StepUpCancelled,
     Forbidden,
     SalaryViewed,
     SalaryViewedApi,
+    /// The provider ended a session (back-channel logout).
+    LogoutByProvider,
 }
 
 impl AuditEvent {
-    pub const ALL: [AuditEvent; 8] = [
+    pub const ALL: [AuditEvent; 10] = [
         AuditEvent::Login,
         AuditEvent::Logout,
         AuditEvent::StepUpRequested,
         AuditEvent::StepUpSucceeded,
         AuditEvent::StepUpFailed,
+        AuditEvent::StepUpCancelled,
         AuditEvent::Forbidden,
         AuditEvent::SalaryViewed,
         AuditEvent::SalaryViewedApi,
+        AuditEvent::LogoutByProvider,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,9 +76,11 @@ impl AuditEvent {
             AuditEvent::StepUpRequested => "step_up_requested",
             AuditEvent::StepUpSucceeded => "step_up_succeeded",
             AuditEvent::StepUpFailed => "step_up_failed",
+            AuditEvent::StepUpCancelled => "step_up_cancelled",
             AuditEvent::Forbidden => "forbidden",
             AuditEvent::SalaryViewed => "salary_viewed",
             AuditEvent::SalaryViewedApi => "salary_viewed_api",
+            AuditEvent::LogoutByProvider => "logout_by_provider",
         }
     }
 
@@ -103,6 +113,17 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// A sign-in as the `logins` table keeps it.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub login_id: String,
+    pub subject: String,
+    pub sid: Option<String>,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub id_token: Option<String>,
+}
+
 /// Which audit rows to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -121,6 +142,75 @@ macro_rules! employee_select {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: SqlitePool,
+    /// The file, as it was when opened (`None` in memory).
+    file: Option<Arc<DbFile>>,
+}
+
+/// The database file as opened: SQLite keeps writing to an open file that was deleted or
+/// replaced (the rows then vanish with it), and chmod does not stop an open connection, so
+/// writes that must last check the path still leads to this file, and that it is writable.
+#[derive(Debug)]
+struct DbFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+/// Why the database file cannot be trusted with a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileProblem {
+    /// Nothing at the path any more.
+    Removed,
+    /// Another file at the path (the one written to is gone).
+    Replaced,
+    /// Made read-only by someone: not written to.
+    ReadOnly,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileProblem::Removed => "the database file was removed",
+            FileProblem::Replaced => "the database file was replaced",
+            FileProblem::ReadOnly => "the database file is read-only",
+        })
+    }
+}
+
+impl std::error::Error for FileProblem {}
+
+impl DbFile {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        let metadata = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            identity: identity(&metadata),
+        })
+    }
+
+    fn check(&self) -> Result<(), FileProblem> {
+        let metadata = std::fs::metadata(&self.path).map_err(|_| FileProblem::Removed)?;
+        if identity(&metadata) != self.identity {
+            return Err(FileProblem::Replaced);
+        }
+        if metadata.permissions().readonly() {
+            return Err(FileProblem::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+/// The device and inode of a file (where there are such things).
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        None
+    }
 }
 
 impl Database {
@@ -147,7 +237,23 @@ impl Database {
         } else {
             options.journal_mode(SqliteJournalMode::Wal)
         };
+        let path = (!in_memory).then(|| options.get_filename().to_owned());
+        let options = if in_memory {
+            options
+        } else {
+            // Create the file once, here; a connection opened later (the pool replaces them)
+            // must fail if the file is gone rather than quietly start an empty database.
+            use sqlx::Connection;
+            sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .with_context(|| format!("cannot open the database {url}"))?
+                .close()
+                .await?;
+            options.create_if_missing(false)
+        };
         let pool = pool
+            // A pool that cannot hand out a connection soon answers an error, not a hang.
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
@@ -155,7 +261,40 @@ impl Database {
             .run(&pool)
             .await
             .context("cannot apply the database migrations")?;
-        Ok(Self { pool })
+        let file = match path {
+            Some(path) => Some(Arc::new(
+                DbFile::open(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(Self { pool, file })
+    }
+
+    /// Whether the file still is the one opened, and writable (always, in memory).
+    pub fn check_file(&self) -> Result<(), FileProblem> {
+        self.file.as_ref().map_or(Ok(()), |f| f.check())
+    }
+
+    /// Runs a write that must last (an audit row, a sign-in, a sign-out): refused if the file
+    /// is gone, replaced or read-only, and failed if it turned out so by the time the write
+    /// was done — then it went to a file nobody will read again.
+    async fn durably<T>(&self, write: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
+        let unusable = |problem: FileProblem| sqlx::Error::Io(std::io::Error::other(problem));
+        self.check_file().map_err(unusable)?;
+        let done = write.await?;
+        self.check_file().map_err(unusable)?;
+        Ok(done)
+    }
+
+    /// Whether the database answers within `timeout` and its file can be written.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        self.check_file().map_err(|p| p.to_string())?;
+        let query = sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool);
+        match tokio::time::timeout(timeout, query).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("the database failed: {e}")),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
     }
 
     pub async fn customers(&self) -> sqlx::Result<Vec<Customer>> {
@@ -198,18 +337,21 @@ impl Database {
 
     /// Appends one audit row.
     pub async fn record(&self, entry: &AuditEntry) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.at)
-        .bind(&entry.subject)
-        .bind(entry.event.as_str())
-        .bind(&entry.request_id)
-        .bind(&entry.client_addr)
-        .bind(&entry.detail)
-        .execute(&self.pool)
+        self.durably(async {
+            sqlx::query(
+                "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(entry.at)
+            .bind(&entry.subject)
+            .bind(entry.event.as_str())
+            .bind(&entry.request_id)
+            .bind(&entry.client_addr)
+            .bind(&entry.detail)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     /// A page of audit rows, newest first, and how many rows match in all.
@@ -239,6 +381,120 @@ impl Database {
         .fetch_one(&self.pool)
         .await?;
         Ok((rows, total))
+    }
+
+    /// Records a new sign-in.
+    pub async fn insert_login(&self, login: &LoginRow) -> sqlx::Result<()> {
+        self.durably(async {
+            sqlx::query(
+                "INSERT INTO logins (login_id, subject, sid, started_at, expires_at, id_token) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&login.login_id)
+            .bind(&login.subject)
+            .bind(&login.sid)
+            .bind(login.started_at)
+            .bind(login.expires_at)
+            .bind(&login.id_token)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// A new sign-in (a step-up) within the login `login_id`: the provider's latest session
+    /// and ID token. Affects nothing if the login has ended.
+    pub async fn renew_login(
+        &self,
+        login_id: &str,
+        sid: Option<&str>,
+        id_token: Option<&str>,
+    ) -> sqlx::Result<bool> {
+        self.durably(async {
+            sqlx::query("UPDATE logins SET sid = ?, id_token = ? WHERE login_id = ? AND ended_at IS NULL")
+                .bind(sid)
+                .bind(id_token)
+                .bind(login_id)
+                .execute(&self.pool)
+                .await
+                .map(|r| r.rows_affected() == 1)
+        })
+        .await
+    }
+
+    /// Ends the login `login_id` at `now`; returns its ID token, if one was kept (for the
+    /// provider's logout), and forgets it.
+    pub async fn end_login(&self, login_id: &str, now: i64) -> sqlx::Result<Option<String>> {
+        self.durably(async {
+            let mut tx = self.pool.begin().await?;
+            let token: Option<Option<String>> =
+                sqlx::query_scalar("SELECT id_token FROM logins WHERE login_id = ?")
+                    .bind(login_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "UPDATE logins SET ended_at = COALESCE(ended_at, ?), id_token = NULL WHERE login_id = ?",
+            )
+            .bind(now)
+            .bind(login_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(token.flatten())
+        })
+        .await
+    }
+
+    /// Ends, at `now`, every live login of the provider's session `sid` (of `subject` too, if
+    /// given), or with no `sid` every live login of `subject`: Back-Channel Logout 1.0 §2.7.
+    /// Only logins started by `started_by`. Returns the logins ended, with their expiry.
+    pub async fn end_logins_matching(
+        &self,
+        subject: Option<&str>,
+        sid: Option<&str>,
+        started_by: i64,
+        now: i64,
+    ) -> sqlx::Result<Vec<(String, i64)>> {
+        self.durably(async {
+            sqlx::query_as(
+                "UPDATE logins SET ended_at = ?1, id_token = NULL \
+                 WHERE ended_at IS NULL AND expires_at > ?1 AND started_at <= ?4 \
+                 AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR sid = ?3) AND (?2 IS NOT NULL OR ?3 IS NOT NULL) \
+                 RETURNING login_id, expires_at",
+            )
+            .bind(now)
+            .bind(subject)
+            .bind(sid)
+            .bind(started_by)
+            .fetch_all(&self.pool)
+            .await
+        })
+        .await
+    }
+
+    /// Logins ended at or after `since` that have not expired by `now`, with their expiry.
+    pub async fn ended_logins(&self, since: i64, now: i64) -> sqlx::Result<Vec<(String, i64)>> {
+        sqlx::query_as("SELECT login_id, expires_at FROM logins WHERE ended_at >= ? AND expires_at > ?")
+            .bind(since)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Forgets logins that expired before `before` (ended or not: their sessions are dead).
+    pub async fn purge_logins(&self, before: i64) -> sqlx::Result<u64> {
+        sqlx::query("DELETE FROM logins WHERE expires_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
+    }
+
+    /// When this database began recording logins: sessions that started before are void.
+    pub async fn logins_since(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'logins_since'")
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Runs a statement directly: for tests that need to break the database on purpose.

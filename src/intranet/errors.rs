@@ -7,18 +7,26 @@
 //! JSON and the RFC 6750 / RFC 9470 `WWW-Authenticate` challenges, left as they are by the
 //! page renderer. Internal causes go to the log; pages say what happened and what to do.
 
-use actix_web::dev::ServiceResponse;
+use crate::web::JsonLine;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::middleware::Next;
+use actix_web::web::Data;
 use actix_web::{HttpResponse, ResponseError};
 use actix_web_stepup::{AuthState, Shortfall, StepUpRequest};
 use askama::Template;
-use base64::Engine;
 use serde_json::json;
 
+use super::logins::MAX_COOKIE_BYTES;
 use super::oidc::OidcError;
 use super::paths;
+use super::session::SESSION_COOKIE;
+use super::state::{AppState, StoreKind};
 use super::view::{Nav, format_time};
+use crate::web::SecurityHeaders;
 
 /// What a failed step-up asked for and got, for its 403 page.
 #[derive(Debug, Clone)]
@@ -45,10 +53,17 @@ pub enum AppError {
     /// A salary view could not be written to the audit trail, so it is not shown.
     #[error("the audit trail cannot be written")]
     AuditUnavailable,
+    /// Something that must be recorded (a sign-in) cannot be: nothing was done.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
+    /// The session store (Redis) did not answer in time: nobody can be recognised.
+    #[error("the session store is unavailable")]
+    SessionStoreUnavailable,
+    /// The session would not fit in its cookie: the sign-in is refused (no loop).
+    #[error("the session would take a cookie of {bytes:?} bytes")]
+    SessionTooLarge { bytes: Option<usize> },
     #[error("bad request: {0}")]
     BadRequest(String),
-    #[error("the form's CSRF token is missing or wrong")]
-    Csrf,
     #[error("the identity provider answered with an error: {error}")]
     ProviderError {
         error: String,
@@ -65,9 +80,11 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// A database that fails is unavailable (`503`), not a bug.
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        AppError::Unexpected(anyhow::Error::new(e).context("database"))
+        tracing::error!(error = %e, "database error");
+        AppError::DatabaseUnavailable
     }
 }
 
@@ -75,8 +92,11 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::LoginRequired { .. } => StatusCode::FOUND,
-            AppError::Forbidden { .. } | AppError::StepUpFailed(_) | AppError::Csrf => StatusCode::FORBIDDEN,
-            AppError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Forbidden { .. } | AppError::StepUpFailed(_) => StatusCode::FORBIDDEN,
+            AppError::AuditUnavailable
+            | AppError::DatabaseUnavailable
+            | AppError::SessionStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::SessionTooLarge { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::NotFound => StatusCode::NOT_FOUND,
             // A step-up the provider could not perform is a refusal, like a weak answer.
             AppError::ProviderError { step_up: true, .. } | AppError::WrongUser { .. } => {
@@ -196,11 +216,12 @@ impl AppError {
                             Shortfall::Stale => "was older than this page allows",
                             Shortfall::MissingAuthTime => "did not say when it happened",
                             Shortfall::FutureAuthTime => "claimed to happen in the future",
+                            _ => "did not meet this page's requirement",
                         }
                     ),
                 );
-                c.details.push(("We asked for", asked.to_string()));
-                c.details.push(("The provider returned", obtained.to_string()));
+                c.details.push(("Asked for", asked.to_string()));
+                c.details.push(("Received", obtained.to_string()));
                 if let Some(t) = obtained.auth_time {
                     c.details.push(("Authenticated at", format_time(t)));
                 }
@@ -209,10 +230,6 @@ impl AppError {
             }
             AppError::NotFound => Content::for_status(StatusCode::NOT_FOUND),
             AppError::BadRequest(why) => Content::new("That request could not be handled", why.clone()),
-            AppError::Csrf => Content::new(
-                "This form has expired",
-                "The form was missing its security token or came from another page. Go back, reload and try again.",
-            ),
             AppError::ProviderError {
                 error, description, ..
             } => {
@@ -271,6 +288,32 @@ impl AppError {
                      still signed in as {expected}. To switch users, sign out first."
                 ),
             ),
+            AppError::DatabaseUnavailable => Content::new(
+                "The database is unavailable",
+                "Fabrikam cannot use its database right now, so nothing was shown or changed. Please try again \
+                 in a moment.",
+            ),
+            AppError::SessionStoreUnavailable => Content::new(
+                "Sessions are unavailable",
+                "Fabrikam cannot reach the store that remembers who is signed in, so it cannot tell who you are \\
+                 right now. Nothing was changed, and public pages still work. Please try again in a moment.",
+            ),
+            AppError::SessionTooLarge { bytes } => {
+                let mut c = Content::new(
+                    "Your sign-in is too large to keep",
+                    format!(
+                        "{provider} sent more about your account than fits in this site's session cookie, so you \\
+                         were not signed in (rather than being sent round in circles). An administrator can keep \\
+                         sessions on the server (REDIS_URL) or have the provider send fewer claims."
+                    ),
+                );
+                if let Some(bytes) = bytes {
+                    c.details.push(("Session size", format!("about {bytes} bytes")));
+                }
+                c.details
+                    .push(("Largest cookie a browser keeps", "4096 bytes".to_owned()));
+                c
+            }
             AppError::AuditUnavailable => Content::new(
                 "The audit trail is unavailable",
                 "Salary data is only shown when the view can be recorded in the audit trail, and it cannot be \
@@ -294,14 +337,24 @@ struct ErrorPage {
     action: Option<(&'static str, String)>,
 }
 
+/// Marks a 4xx/5xx response that is already a whole page (the logout confirmation), so
+/// [`render_html_errors`] leaves it as it is.
+pub fn complete_page(mut res: HttpResponse) -> HttpResponse {
+    res.extensions_mut().insert(CompletePage);
+    res
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CompletePage;
+
 /// `ErrorHandlers` hook for every 4xx and 5xx: renders the HTML error page with this
-/// request's navigation. JSON errors (the API's) pass through unchanged.
+/// request's navigation. JSON errors (the API's) and [`complete_page`]s pass through unchanged.
 pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if json {
+    if json || res.response().extensions().get::<CompletePage>().is_some() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
@@ -310,6 +363,14 @@ pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         Some(error) => error.content(&nav.provider),
         None => Content::for_status(status),
     };
+    let (req, _) = res.into_parts();
+    let response = error_page(nav, status, content);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+fn error_page(nav: Nav, status: StatusCode, content: Content) -> HttpResponse {
     let page = ErrorPage {
         nav,
         status: status.as_u16(),
@@ -323,13 +384,63 @@ pub fn render_html_errors<B>(res: ServiceResponse<B>) -> actix_web::Result<Error
         tracing::error!(error = %e, "cannot render the error page");
         "Something went wrong.".to_owned()
     });
-    let (req, _) = res.into_parts();
-    let response = HttpResponse::build(status)
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .body(page);
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
+        .body(page)
+}
+
+/// Middleware around the session middleware: what the session store could not do becomes an
+/// error page with a body and the security headers instead of actix-session's empty 500 —
+/// `503` when Redis does not answer in time, a clear refusal when a session would not fit its
+/// cookie (the browser would drop it and sign in again forever). The page shows nobody as
+/// signed in: the session could not be read or kept.
+///
+/// A store failure reaches here as an `Err`, without the request (actix routing needs the
+/// request's only reference, so none can be kept across the call): the page leaves as an
+/// `InternalError` carrying the whole response, security headers included.
+pub async fn session_failures(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let headers = req.app_data::<Data<SecurityHeaders>>().cloned();
+    match next.call(req).await {
+        Ok(res) => {
+            let too_large = res
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .filter(|c| c.as_bytes().starts_with(SESSION_COOKIE.as_bytes()))
+                .map(|c| c.len())
+                .find(|&bytes| bytes > MAX_COOKIE_BYTES);
+            let Some(bytes) = too_large else {
+                return Ok(res.map_into_boxed_body());
+            };
+            let error = AppError::SessionTooLarge { bytes: Some(bytes) };
+            tracing::error!(error = %error, "the session cannot be kept in its cookie");
+            let nav = Nav::anonymous(state.as_ref().map(|s| s.get_ref()));
+            let content = error.content(&nav.provider);
+            let (req, _) = res.into_parts();
+            Ok(ServiceResponse::new(
+                req,
+                error_page(nav, error.status_code(), content),
+            ))
+        }
+        Err(e) => {
+            let error = match state.as_ref().map(|s| s.store) {
+                Some(StoreKind::Redis) => AppError::SessionStoreUnavailable,
+                // The cookie store's only failure: a session over 4 KB of JSON.
+                _ => AppError::SessionTooLarge { bytes: None },
+            };
+            tracing::error!(error = %error, cause = %e, "the session store failed");
+            let nav = Nav::anonymous(state.as_ref().map(|s| s.get_ref()));
+            let content = error.content(&nav.provider);
+            let mut page = error_page(nav, error.status_code(), content);
+            if let Some(headers) = headers {
+                headers.apply(&mut page);
+            }
+            Err(InternalError::from_response(error, page).into())
+        }
+    }
 }
 
 /// Errors of the JSON API.
@@ -348,8 +459,14 @@ pub enum ApiError {
     },
     #[error("role {missing_role} missing")]
     Forbidden { missing_role: String },
+    /// No employee with that id (or an id that is not a number).
     #[error("not found")]
     NotFound,
+    /// Nothing at this path under `/api`.
+    #[error("no API at this path")]
+    UnknownPath,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("the identity provider is unavailable")]
     Unavailable,
     /// The database (or the audit trail) cannot be used: nothing is served.
@@ -373,7 +490,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidToken(_)
             | ApiError::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable | ApiError::Database => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -399,14 +517,9 @@ impl ResponseError for ApiError {
             }
             ApiError::InsufficientAuthentication { request, description } => {
                 // RFC 9470 §3: error, error_description, acr_values (space-separated, quoted)
-                // and max_age (an integer), written by the step-up crate.
-                let mut challenge = request.challenge(Some(description));
-                if let Some(context) = &request.auth_context {
-                    // Entra's claims challenge (base64 of the claims request), which MSAL reads.
-                    let claims = json!({"access_token": {"acrs": {"essential": true, "value": context}}});
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
-                    challenge = challenge.with_param("claims", encoded);
-                }
+                // and max_age (an integer), and Entra's claims challenge for an authentication
+                // context, written by the step-up crate.
+                let challenge = request.challenge(Some(description));
                 (
                     "insufficient_user_authentication",
                     description.clone(),
@@ -419,6 +532,12 @@ impl ResponseError for ApiError {
                 Some(r#"Bearer error="insufficient_scope""#.to_owned()),
             ),
             ApiError::NotFound => ("not_found", "no such employee".to_owned(), None),
+            ApiError::UnknownPath => ("not_found", "there is no API at this path".to_owned(), None),
+            ApiError::MethodNotAllowed => (
+                "method_not_allowed",
+                "this path answers GET and HEAD only".to_owned(),
+                None,
+            ),
             ApiError::Unavailable => (
                 "temporarily_unavailable",
                 "the identity provider is unavailable".to_owned(),
@@ -435,9 +554,12 @@ impl ResponseError for ApiError {
             }
         };
         let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::MethodNotAllowed) {
+            res.insert_header((header::ALLOW, "GET, HEAD"));
+        }
         if let Some(challenge) = challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
-        res.json(json!({"error": code, "error_description": description}))
+        res.json_line(json!({"error": code, "error_description": description}))
     }
 }

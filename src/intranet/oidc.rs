@@ -1,36 +1,38 @@
 //! The relying party's side of OpenID Connect, on the `openidconnect` crate: discovery (lazy,
-//! so the site serves public pages while the provider is down), the authorization request
-//! with `state`, `nonce`, PKCE and step-up parameters, the code exchange, full ID-token
-//! validation, the provider's keys (typed, cached, refetched on an unknown `kid`) for ID and
-//! access tokens, and the RP-initiated logout URL.
+//! so the site serves public pages while the provider is down; single-flight, so concurrent
+//! sign-ins during an outage share one attempt and all fail within the timeout), the
+//! authorization request with `state`, `nonce`, PKCE and step-up parameters, the code
+//! exchange, full ID-token validation against the provider's keys (`keys.rs`), and the
+//! RP-initiated logout URL. Every call to the provider goes through `fetch.rs` (timeout, body
+//! cap, no redirects).
 //!
-//! It takes the time and the clock skew from its callers (`state::now`, `state::CLOCK_SKEW`)
+//! It takes the time and the clock skew from its callers (`AppState::now`, `state::CLOCK_SKEW`)
 //! rather than reading a clock of its own.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web_stepup::{AuthState, StepUpRequest, string_list};
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
-    CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse,
-    CoreTokenType,
+    CoreIdTokenVerifier, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError, ClientId,
     ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IdTokenClaims, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, SignatureVerificationError,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::RwLock;
 use url::Url;
 
+use super::fetch::{self, FetchError, error_chain};
+use super::flight::Flight;
+use super::keys::{KeySet, Keys, MAX_JWKS_BYTES};
 use super::paths;
 use crate::web::random_token;
 
@@ -80,12 +82,13 @@ type Client = openidconnect::Client<
     EndpointMaybeSet,
 >;
 
-/// A JWKS refetch for an unknown `kid` happens at most this often (forged tokens with random
-/// key ids must not turn the RP into a JWKS-fetching amplifier).
-const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// The most bytes read for the discovery document (real ones are a few kilobytes).
+pub const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
+/// The most bytes read for a token response (ID tokens with many groups run to tens of KB).
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// Why a login could not be started or finished. Details are for the log, not the page.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OidcError {
     #[error("the identity provider is unreachable or its discovery document is invalid: {0}")]
     Discovery(String),
@@ -113,47 +116,22 @@ pub struct PendingLogin {
     pub started_at: i64,
 }
 
+/// A login the provider confirmed and we validated.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub auth: AuthState,
+    /// The ID token's `sid`: the provider's session, as a logout token names it.
+    pub sid: Option<String>,
+    /// The raw ID token, for `id_token_hint` at RP-initiated logout.
+    pub id_token: String,
+}
+
 /// Where to go after login, and whether this login is a step-up.
 #[derive(Debug, Clone)]
 pub struct LoginIntent {
     pub return_to: String,
     /// The name of the requirement being stepped up to, and what to ask for.
     pub step_up: Option<(String, StepUpRequest)>,
-}
-
-/// The provider's signing keys, fetched once per change: for ID tokens as `openidconnect`
-/// reads them, for access tokens as `jsonwebtoken` decoding keys by `kid`.
-struct Keys {
-    id_tokens: CoreJsonWebKeySet,
-    access_tokens: HashMap<String, jsonwebtoken::DecodingKey>,
-    fetched_at: Instant,
-}
-
-impl Keys {
-    fn parse(body: &[u8]) -> Result<Self, OidcError> {
-        let id_tokens: CoreJsonWebKeySet =
-            serde_json::from_slice(body).map_err(|e| OidcError::Discovery(format!("the JWKS: {e}")))?;
-        // Keys jsonwebtoken cannot use (an unknown kty, no kid) only disable the API for them.
-        let access_tokens = serde_json::from_slice::<jsonwebtoken::jwk::JwkSet>(body)
-            .map(|set| {
-                set.keys
-                    .iter()
-                    .filter_map(|jwk| {
-                        let kid = jwk.common.key_id.clone()?;
-                        Some((kid, jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "the provider's JWKS cannot be used for access tokens");
-                HashMap::new()
-            });
-        Ok(Self {
-            id_tokens,
-            access_tokens,
-            fetched_at: Instant::now(),
-        })
-    }
 }
 
 /// What the provider told us at discovery, plus its keys, refreshable.
@@ -163,24 +141,54 @@ pub struct Provider {
     allowed_algs: Vec<CoreJwsSigningAlgorithm>,
     claims_parameter_supported: bool,
     end_session_endpoint: Option<EndSessionUrl>,
-    jwks_uri: Url,
-    keys: RwLock<Keys>,
+    /// The provider's keys (refetched for an unknown `kid`, within limits).
+    pub keys: KeySet,
 }
 
-/// The relying party's OIDC settings and its lazily discovered provider.
-pub struct Oidc {
+impl Provider {
+    /// The asymmetric algorithms the provider signs ID tokens with (never `none` or HMAC), as
+    /// `jsonwebtoken` names them: the algorithms a logout token may use too (Back-Channel
+    /// Logout 1.0 §2.6 step 2).
+    pub fn jwt_algorithms(&self) -> Vec<jsonwebtoken::Algorithm> {
+        self.allowed_algs
+            .iter()
+            .filter_map(|alg| serde_json::to_value(alg).ok()?.as_str()?.parse().ok())
+            .collect()
+    }
+}
+
+/// What discovery needs, shared with the discovery task.
+struct Settings {
     issuer: String,
     client_id: String,
     client_secret: SecretString,
     redirect_uri: Url,
+    timeout: Duration,
+}
+
+/// The relying party's OIDC settings and its lazily discovered provider.
+pub struct Oidc {
+    settings: Arc<Settings>,
     post_logout_redirect_uri: Url,
     roles_claim: String,
     clock_skew: Duration,
     http: reqwest::Client,
-    provider: RwLock<Option<Arc<Provider>>>,
+    /// Set once discovery succeeds (by the discovery task itself).
+    provider: Arc<RwLock<Option<Arc<Provider>>>>,
+    discovery: Flight<Result<Arc<Provider>, OidcError>>,
+    /// The readiness probe, and its last answer.
+    probe: Flight<Result<(), String>>,
+    probed: Arc<Mutex<Option<Probed>>>,
 }
 
+/// A readiness probe's answer, and when it came.
+type Probed = (Instant, Result<(), String>);
+
+/// How long the readiness probe's answer is kept.
+pub const PROBE_KEPT: Duration = Duration::from_secs(5);
+
 impl Oidc {
+    /// `timeout` bounds every call to the provider (`OIDC_TIMEOUT_SECS`).
     pub fn new(
         issuer: String,
         client_id: String,
@@ -188,124 +196,110 @@ impl Oidc {
         public_url: &Url,
         roles_claim: String,
         clock_skew: Duration,
+        timeout: Duration,
     ) -> anyhow::Result<Self> {
         let base = crate::config::with_trailing_slash(public_url);
-        let http = reqwest::Client::builder()
-            // The OIDC client must not follow redirects (SSRF; openidconnect's advice).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()?;
         Ok(Self {
-            issuer,
-            client_id,
-            client_secret,
-            redirect_uri: base.join(paths::CALLBACK.trim_start_matches('/'))?,
+            settings: Arc::new(Settings {
+                issuer,
+                client_id,
+                client_secret,
+                redirect_uri: base.join(paths::CALLBACK.trim_start_matches('/'))?,
+                timeout,
+            }),
             post_logout_redirect_uri: base,
             roles_claim,
             clock_skew,
-            http,
-            provider: RwLock::new(None),
+            http: fetch::client(timeout)?,
+            provider: Arc::new(RwLock::new(None)),
+            discovery: Flight::default(),
+            probe: Flight::default(),
+            probed: Arc::new(Mutex::new(None)),
         })
     }
 
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.settings.issuer
     }
 
-    /// The provider, discovered on first need and then kept (OpenID Connect Discovery 1.0 §4).
+    pub fn client_id(&self) -> &str {
+        &self.settings.client_id
+    }
+
+    /// The clock skew every token check allows.
+    pub fn clock_skew(&self) -> Duration {
+        self.clock_skew
+    }
+
+    /// The provider if discovery has succeeded, without waiting.
+    pub fn discovered(&self) -> Option<Arc<Provider>> {
+        self.provider.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The provider, discovered on first need and then kept (OpenID Connect Discovery 1.0
+    /// §4). Callers arriving while discovery runs wait for that same attempt, at most the
+    /// timeout; a failed attempt is not kept, so the next caller tries again.
     pub async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
-        if let Some(p) = self.provider.read().await.as_ref() {
-            return Ok(p.clone());
+        if let Some(p) = self.discovered() {
+            return Ok(p);
         }
-        let mut slot = self.provider.write().await;
-        if let Some(p) = slot.as_ref() {
-            return Ok(p.clone());
+        let attempt = self.discovery.join_or_start(|| {
+            let (settings, http, slot) = (self.settings.clone(), self.http.clone(), self.provider.clone());
+            async move {
+                let provider = Arc::new(discover(&settings, &http).await.inspect_err(|e| match e {
+                    OidcError::IssuerMismatch {
+                        configured,
+                        discovered,
+                    } => tracing::error!(
+                        %configured, %discovered,
+                        "issuer mismatch: set OIDC_ISSUER_URL to exactly the issuer the provider's discovery document names"
+                    ),
+                    other => tracing::warn!(error = %other, "discovery failed"),
+                })?);
+                tracing::info!(issuer = %settings.issuer, "discovered the identity provider");
+                *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(provider.clone());
+                Ok(provider)
+            }
+        });
+        let wait = self.settings.timeout * 2 + Duration::from_millis(500);
+        match tokio::time::timeout(wait, attempt).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(OidcError::Discovery("discovery was cancelled".into())),
+            Err(_) => Err(OidcError::Discovery(format!("no answer within {wait:?}"))),
         }
-        let provider = Arc::new(self.discover().await.inspect_err(|e| match e {
-            OidcError::IssuerMismatch {
-                configured,
-                discovered,
-            } => tracing::error!(
-                %configured, %discovered,
-                "issuer mismatch: set OIDC_ISSUER_URL to exactly the issuer the provider's discovery document names"
-            ),
-            other => tracing::warn!(error = %other, "discovery failed"),
-        })?);
-        tracing::info!(issuer = %self.issuer, "discovered the identity provider");
-        *slot = Some(provider.clone());
-        Ok(provider)
     }
 
-    async fn get(&self, url: &str, what: &str) -> Result<Vec<u8>, OidcError> {
-        let response = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| OidcError::Discovery(format!("{what} at {url}: {}", error_chain(&e))))?;
-        if !response.status().is_success() {
-            return Err(OidcError::Discovery(format!(
-                "{what} at {url} answered {}",
-                response.status()
-            )));
+    /// Whether the provider answers: its discovery document, fetched within `timeout` (for
+    /// `/readyz`). An answer is kept [`PROBE_KEPT`], and concurrent probes share one fetch,
+    /// so a flood of `/readyz` does not become a flood at the provider.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        if let Some((at, result)) = self.probed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && at.elapsed() < PROBE_KEPT
+        {
+            return result;
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| OidcError::Discovery(format!("{what} at {url}: {}", error_chain(&e))))?;
-        Ok(body.to_vec())
-    }
-
-    async fn discover(&self) -> Result<Provider, OidcError> {
-        // Discovery 1.0 §4: the document is at the issuer + /.well-known/openid-configuration.
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer.trim_end_matches('/')
-        );
-        let body = self.get(&url, "the discovery document").await?;
-        let metadata: ProviderMetadataWithLogout = serde_json::from_slice(&body)
-            .map_err(|e| OidcError::Discovery(format!("the discovery document at {url}: {e}")))?;
-        // Discovery 1.0 §4.3: the issuer in the document MUST be identical to the issuer the
-        // document was fetched for; tokens are then checked against that same string.
-        if metadata.issuer().as_str() != self.issuer {
-            return Err(OidcError::IssuerMismatch {
-                configured: self.issuer.clone(),
-                discovered: metadata.issuer().as_str().to_owned(),
-            });
+        let attempt = self.probe.join_or_start(|| {
+            let (http, url, probed) = (
+                self.http.clone(),
+                discovery_url(&self.settings.issuer),
+                self.probed.clone(),
+            );
+            async move {
+                let fetch = fetch::get_json(&http, &url, "the discovery document", MAX_DISCOVERY_BYTES);
+                let result = match tokio::time::timeout(timeout, fetch).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.0),
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                *probed.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), result.clone()));
+                result
+            }
+        });
+        match tokio::time::timeout(timeout + Duration::from_millis(100), attempt).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err("the probe was cancelled".into()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
         }
-        let jwks_uri = metadata.jwks_uri().url().clone();
-        let keys = Keys::parse(&self.get(jwks_uri.as_str(), "the JWKS").await?)?;
-        // Only asymmetric algorithms: an ID token MACed with our own client secret proves
-        // nothing about the provider, and `none` proves nothing at all.
-        let mut allowed_algs: Vec<_> = metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|alg| !matches!(alg, CoreJwsSigningAlgorithm::None) && !is_hmac(alg))
-            .cloned()
-            .collect();
-        if allowed_algs.is_empty() {
-            allowed_algs.push(CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
-        }
-        let claims_parameter_supported = metadata.claims_parameter_supported().unwrap_or(false);
-        let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
-        let issuer = metadata.issuer().clone();
-        let metadata = metadata.set_jwks(keys.id_tokens.clone());
-        let client = Client::from_provider_metadata(
-            metadata,
-            ClientId::new(self.client_id.clone()),
-            Some(ClientSecret::new(self.client_secret.expose_secret().to_owned())),
-        )
-        .set_redirect_uri(RedirectUrl::from_url(self.redirect_uri.clone()));
-        Ok(Provider {
-            client,
-            issuer,
-            allowed_algs,
-            claims_parameter_supported,
-            end_session_endpoint,
-            jwks_uri,
-            keys: RwLock::new(keys),
-        })
     }
 
     /// Builds the authorization request (OIDC Core §3.1.2.1) and the pending login that the
@@ -367,21 +361,22 @@ impl Oidc {
         Ok((url, pending))
     }
 
-    /// Redeems the code and validates the ID token at `now`; returns the login (marked as
-    /// the answer to its step-up, if it was one) and the raw ID token.
+    /// Redeems the code and validates the ID token at `now`: the login (marked as the answer
+    /// to its step-up, if it was one), the provider's session id and the raw ID token.
     pub async fn finish_login(
         &self,
         pending: &PendingLogin,
         code: String,
         now: i64,
-    ) -> Result<(AuthState, String), OidcError> {
+    ) -> Result<SignedIn, OidcError> {
         let provider = self.provider().await?;
+        let http = |request| fetch::send(&self.http, request, MAX_TOKEN_RESPONSE_BYTES);
         let response = provider
             .client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::CodeExchange(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-            .request_async(&self.http)
+            .request_async(&http)
             .await
             .map_err(|e| OidcError::CodeExchange(error_chain(&e)))?;
         let id_token = response
@@ -395,7 +390,18 @@ impl Oidc {
             Some(name) => auth.answering_step_up(name.clone()),
             None => auth,
         };
-        Ok((auth, id_token.to_string()))
+        // Back-Channel Logout 1.0 §2.1: the provider's session id, which a logout token names.
+        let sid = claims
+            .additional_claims()
+            .other
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(SignedIn {
+            auth,
+            sid,
+            id_token: id_token.to_string(),
+        })
     }
 
     /// The login, from claims `openidconnect` has validated and decoded.
@@ -421,7 +427,8 @@ impl Oidc {
 
     /// OIDC Core §3.1.3.7, all of it: signature with an allowed asymmetric `alg` (rules 6–8),
     /// `iss` (2), `aud` (3), `azp` (4–5), `exp` (9), `iat` (10), `nonce` (11), at `now`.
-    /// `acr` and `auth_time` (12–13) are judged by the step-up policy on every request.
+    /// `acr` and `auth_time` (12–13) are judged by the step-up policy on every request. A
+    /// `kid` we do not know refetches the provider's keys first (within `keys.rs`'s limits).
     async fn validate_id_token(
         &self,
         provider: &Provider,
@@ -429,44 +436,38 @@ impl Oidc {
         nonce: &str,
         now: i64,
     ) -> Result<IdTokenClaims<ExtraClaims, CoreGenderClaim>, OidcError> {
-        match self
-            .verify_with_current_keys(provider, id_token, nonce, now)
-            .await
-        {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) => {
-                // An unknown kid may mean the provider rotated its keys: refetch the JWKS once.
-                if self.refetch_keys(provider).await? {
-                    self.verify_with_current_keys(provider, id_token, nonce, now)
-                        .await
-                        .map_err(|e| OidcError::InvalidIdToken(error_chain(&e)))
-                } else {
-                    Err(OidcError::InvalidIdToken("no key matches the token's kid".into()))
-                }
-            }
-            other => other.map_err(|e| OidcError::InvalidIdToken(error_chain(&e))),
-        }
+        // The header is read only for its kid; openidconnect checks everything else.
+        let kid = jsonwebtoken::decode_header(id_token.to_string())
+            .ok()
+            .and_then(|h| h.kid);
+        let keys = match kid {
+            Some(kid) => provider.keys.containing(&kid).await?,
+            None => provider.keys.current(),
+        };
+        self.verify(provider, &keys, id_token, nonce, now)
+            .map_err(|e| OidcError::InvalidIdToken(error_chain(&e)))
     }
 
-    async fn verify_with_current_keys(
+    fn verify(
         &self,
         provider: &Provider,
+        keys: &Keys,
         id_token: &IdToken,
         nonce: &str,
         now: i64,
     ) -> Result<IdTokenClaims<ExtraClaims, CoreGenderClaim>, ClaimsVerificationError> {
-        let jwks = provider.keys.read().await.id_tokens.clone();
         let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
         let skew = chrono::Duration::from_std(self.clock_skew).unwrap_or_default();
         let verifier = CoreIdTokenVerifier::new_public_client(
-            ClientId::new(self.client_id.clone()),
+            ClientId::new(self.settings.client_id.clone()),
             provider.issuer.clone(),
-            jwks,
+            keys.jwks.clone(),
         )
         .set_allowed_algs(provider.allowed_algs.clone())
-        // Our one clock, not openidconnect's own.
-        .set_time_fn(move || at)
+        // Our one clock, not openidconnect's own, which it reads only for `exp` (rule 9):
+        // read back by the skew, an ID token stays valid until `exp` + skew, as the access
+        // and logout tokens do.
+        .set_time_fn(move || at - skew)
         .set_issue_time_verifier_fn(move |iat| {
             // Rule 10: refuse tokens issued in the future.
             if iat > at + skew {
@@ -478,7 +479,7 @@ impl Oidc {
         let claims = id_token.claims(&verifier, &Nonce::new(nonce.to_owned()))?;
         // Rules 4–5, which openidconnect leaves to the client: with several audiences azp is
         // required, and when present it must be our client id.
-        let client_id = self.client_id.as_str();
+        let client_id = self.settings.client_id.as_str();
         match claims.authorized_party() {
             Some(azp) if azp.as_str() != client_id => {
                 return Err(ClaimsVerificationError::InvalidAudience(format!(
@@ -496,31 +497,12 @@ impl Oidc {
         Ok(claims.clone())
     }
 
-    /// Refetches the JWKS unless that happened moments ago. Returns whether it did.
-    async fn refetch_keys(&self, provider: &Provider) -> Result<bool, OidcError> {
-        let mut keys = provider.keys.write().await;
-        if keys.fetched_at.elapsed() < JWKS_REFETCH_INTERVAL {
-            return Ok(false);
-        }
-        *keys = Keys::parse(&self.get(provider.jwks_uri.as_str(), "the JWKS").await?)?;
-        tracing::info!(
-            keys = keys.id_tokens.keys().len(),
-            "refetched the provider's JWKS for an unknown kid"
-        );
-        Ok(true)
-    }
-
-    /// The provider's key `kid` for validating an access token (RFC 9068 §4); an unknown
-    /// `kid` refetches the JWKS once (rate-limited).
-    pub async fn access_token_key(&self, kid: &str) -> Result<Option<jsonwebtoken::DecodingKey>, OidcError> {
+    /// The provider's key `kid` for a JWT access or logout token (`jsonwebtoken`'s form); an
+    /// unknown `kid` refetches the JWKS (within `keys.rs`'s limits). `None`: no such key.
+    pub async fn jwt_key(&self, kid: &str) -> Result<Option<jsonwebtoken::DecodingKey>, OidcError> {
         let provider = self.provider().await?;
-        if let Some(key) = provider.keys.read().await.access_tokens.get(kid) {
-            return Ok(Some(key.clone()));
-        }
-        if !self.refetch_keys(&provider).await? {
-            return Ok(None);
-        }
-        Ok(provider.keys.read().await.access_tokens.get(kid).cloned())
+        let keys = provider.keys.containing(kid).await?;
+        Ok(keys.by_kid.get(kid).cloned())
     }
 
     /// RP-Initiated Logout 1.0 §2: the URL at the provider that ends its session and comes
@@ -529,7 +511,7 @@ impl Oidc {
         let provider = self.provider().await.ok()?;
         let endpoint = provider.end_session_endpoint.clone()?;
         let mut request = LogoutRequest::from(endpoint)
-            .set_client_id(ClientId::new(self.client_id.clone()))
+            .set_client_id(ClientId::new(self.settings.client_id.clone()))
             .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(
                 self.post_logout_redirect_uri.clone(),
             ));
@@ -551,14 +533,65 @@ fn is_hmac(alg: &CoreJwsSigningAlgorithm) -> bool {
     )
 }
 
-/// An error and its sources on one line, for the log.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+/// Discovery 1.0 §4: the document is at the issuer + `/.well-known/openid-configuration`.
+fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// Fetches and checks the discovery document, then the JWKS, and builds the client.
+async fn discover(settings: &Settings, http: &reqwest::Client) -> Result<Provider, OidcError> {
+    let url = discovery_url(&settings.issuer);
+    let body = fetch::get_json(http, &url, "the discovery document", MAX_DISCOVERY_BYTES).await?;
+    let metadata: ProviderMetadataWithLogout = serde_json::from_slice(&body)
+        .map_err(|e| OidcError::Discovery(format!("the discovery document at {url}: {e}")))?;
+    // Discovery 1.0 §4.3: the issuer in the document MUST be identical to the issuer the
+    // document was fetched for; tokens are then checked against that same string.
+    if metadata.issuer().as_str() != settings.issuer {
+        return Err(OidcError::IssuerMismatch {
+            configured: settings.issuer.clone(),
+            discovered: metadata.issuer().as_str().to_owned(),
+        });
     }
-    out
+    let jwks_uri = metadata.jwks_uri().url().clone();
+    let keys = Keys::parse(&fetch::get_json(http, jwks_uri.as_str(), "the JWKS", MAX_JWKS_BYTES).await?)?;
+    // Only asymmetric algorithms: an ID token MACed with our own client secret proves
+    // nothing about the provider, and `none` proves nothing at all.
+    let mut allowed_algs: Vec<_> = metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|alg| !matches!(alg, CoreJwsSigningAlgorithm::None) && !is_hmac(alg))
+        .cloned()
+        .collect();
+    if allowed_algs.is_empty() {
+        allowed_algs.push(CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+    }
+    let claims_parameter_supported = metadata.claims_parameter_supported().unwrap_or(false);
+    let end_session_endpoint = metadata.additional_metadata().end_session_endpoint.clone();
+    let issuer = metadata.issuer().clone();
+    let metadata = metadata.set_jwks(keys.jwks.clone());
+    let client = Client::from_provider_metadata(
+        metadata,
+        ClientId::new(settings.client_id.clone()),
+        Some(ClientSecret::new(
+            settings.client_secret.expose_secret().to_owned(),
+        )),
+    )
+    .set_redirect_uri(RedirectUrl::from_url(settings.redirect_uri.clone()));
+    Ok(Provider {
+        client,
+        issuer,
+        allowed_algs,
+        claims_parameter_supported,
+        end_session_endpoint,
+        keys: KeySet::new(keys, http.clone(), jwks_uri, settings.timeout),
+    })
+}
+
+impl From<FetchError> for OidcError {
+    fn from(e: FetchError) -> Self {
+        OidcError::Discovery(e.0)
+    }
 }

@@ -1,8 +1,8 @@
-//! The HTML pages: home, customers, employees, salary, the audit trail, `/me`, health and
-//! the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
+//! The HTML pages: home, customers, employees, salary, the audit trail, `/me` and the 404. Guards come from `stepup.rs` (`CurrentUser`) and the step-up crate
 //! (`StepUp<P>` with the markers of `requirements.rs`); the layout's data from `view.rs`.
 
-use actix_web::{HttpResponse, Responder, web};
+use crate::web::JsonLine;
+use actix_web::{HttpRequest, HttpResponse, Responder, web};
 use actix_web_stepup::{AuthState, Decision, Requirement, StepUp, evaluate};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,7 +11,8 @@ use super::data::{AuditEvent, AuditFilter, Customer, Employee, SalaryEntry};
 use super::errors::AppError;
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
-use super::state::{AppState, RequestMeta, now};
+use super::session::TypedSession;
+use super::state::{AppState, RequestMeta};
 use super::stepup::CurrentUser;
 use super::view::{Nav, ago, format_time};
 
@@ -234,9 +235,12 @@ struct MePage {
 }
 
 /// `/me`: the session's claims, explained, and whether each registered requirement holds.
-pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
+pub async fn me(req: HttpRequest, user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl Responder {
     let auth = user.0;
-    let now = now();
+    let now = state.now();
+    let dropped_roles = TypedSession::from_request(&req)
+        .login()
+        .map_or(0, |l| l.dropped_roles);
     let claims = vec![
         ClaimRow {
             name: "sub",
@@ -272,10 +276,13 @@ pub async fn me(user: CurrentUser, nav: Nav, state: web::Data<AppState>) -> impl
         },
         ClaimRow {
             name: state.roles_claim_name(),
-            value: if auth.roles.is_empty() {
-                "(none)".into()
-            } else {
-                auth.roles.join(", ")
+            value: match (auth.roles.is_empty(), dropped_roles) {
+                (true, 0) => "(none)".into(),
+                (_, 0) => auth.roles.join(", "),
+                (_, n) => format!(
+                    "{} (and {n} more that this site does not use)",
+                    auth.roles.join(", ")
+                ),
             },
             meaning: "Your roles: what you may see. Salary pages need the hr role.",
         },
@@ -341,17 +348,105 @@ fn verdict(auth: &AuthState, req: &Requirement, page: &str, now: i64) -> String 
     }
 }
 
-#[derive(serde::Serialize)]
-struct Health {
-    status: &'static str,
-}
-
-/// `/healthz`: liveness. Does not call the provider.
-pub async fn healthz() -> impl Responder {
-    web::Json(Health { status: "ok" })
-}
-
 /// The 404 page for every unknown path.
+/// One person of the demo guide.
+struct GuideUser {
+    username: String,
+    name: String,
+    roles: String,
+    password: Option<String>,
+    /// The secret four by four, and the code of this 30-second step.
+    totp: Option<(String, String)>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "intranet/demo.html")]
+struct DemoGuidePage {
+    nav: Nav,
+    users: Vec<GuideUser>,
+    /// Seconds left in this TOTP step.
+    remaining: u64,
+}
+
+/// The RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret at `unix` seconds.
+fn totp_at(base32: &str, unix: u64) -> Option<String> {
+    let secret = totp_rs::Secret::try_from_base32(base32).ok()?;
+    let totp = totp_rs::Builder::new().with_secret(secret).build().ok()?;
+    Some(totp.generate(unix).to_string())
+}
+
+/// The current moment for TOTP, and the seconds left in its step: real time, as the
+/// person's authenticator app and Fabrikam ID count it (RFC 6238 §4), never a test's clock.
+fn totp_now() -> (u64, u64) {
+    let unix = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    (unix, 30 - unix % 30)
+}
+
+/// `GET /demo`: the demo's users, their factors and their live TOTP codes, so a visitor
+/// without an authenticator app can follow along. Only `fabrikam demo` has it (404 else).
+pub async fn demo_guide(nav: Nav, state: web::Data<AppState>) -> Result<impl Responder, AppError> {
+    use secrecy::ExposeSecret;
+    if state.demo_users.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let (unix, remaining) = totp_now();
+    let users = state
+        .demo_users
+        .iter()
+        .map(|u| GuideUser {
+            username: u.username.clone(),
+            name: u.name.clone(),
+            roles: if u.roles.is_empty() {
+                "none".to_owned()
+            } else {
+                u.roles.join(", ")
+            },
+            password: u.documented_password.clone(),
+            totp: u.totp_secret.as_ref().and_then(|s| {
+                let b32 = s.expose_secret();
+                let grouped = b32
+                    .as_bytes()
+                    .chunks(4)
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Some((grouped, totp_at(b32, unix)?))
+            }),
+        })
+        .collect();
+    Ok(DemoGuidePage {
+        nav,
+        users,
+        remaining,
+    })
+}
+
+/// `GET /demo/codes`: `{"period": 30, "remaining": <s>, "codes": {"alice": "123456", ...}}`
+/// for the demo guide's script. Only `fabrikam demo` has it (a JSON 404 else).
+pub async fn demo_codes(state: web::Data<AppState>) -> HttpResponse {
+    use secrecy::ExposeSecret;
+    if state.demo_users.is_empty() {
+        return HttpResponse::NotFound().json_line(serde_json::json!({"error": "not_found"}));
+    }
+    let (unix, remaining) = totp_now();
+    let codes: serde_json::Map<String, serde_json::Value> = state
+        .demo_users
+        .iter()
+        .filter_map(|u| {
+            let code = totp_at(u.totp_secret.as_ref()?.expose_secret(), unix)?;
+            Some((u.username.clone(), code.into()))
+        })
+        .collect();
+    HttpResponse::Ok().json_line(serde_json::json!({"period": 30, "remaining": remaining, "codes": codes}))
+}
+
+/// `GET /docs/tutorial.md`: the tutorial of the version running, as plain text.
+pub async fn tutorial() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(include_str!("../../docs/tutorial.md"))
+}
+
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }

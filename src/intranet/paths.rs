@@ -11,11 +11,26 @@ pub const EMPLOYEES: &str = "/employees";
 pub const SALARY: &str = "/employees/{id}/salary";
 pub const ME: &str = "/me";
 pub const AUDIT: &str = "/audit";
+/// The demo guide: the demo users, their factors and live TOTP codes (`fabrikam demo` only).
+pub const DEMO: &str = "/demo";
+/// The demo guide's codes as JSON, for its script.
+pub const DEMO_CODES: &str = "/demo/codes";
+/// The tutorial, served as plain text from the binary (the docs of the version running).
+pub const TUTORIAL: &str = "/docs/tutorial.md";
+pub const FAVICON: &str = "/favicon.ico";
+/// Every path under it answers JSON, never a page.
+pub const API: &str = "/api";
 pub const API_SALARY: &str = "/api/employees/{id}/salary";
 pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+/// OpenID Connect Back-Channel Logout 1.0: the provider posts `logout_token` here.
+pub const BACKCHANNEL_LOGOUT: &str = "/backchannel-logout";
 pub const STATIC: &str = "/static/{name}";
 /// The intranet's stylesheet, served by [`STATIC`].
 pub const STYLESHEET: &str = "/static/fabrikam.css";
+pub const ICON: &str = "/static/favicon.svg";
+/// The demo guide's script (live codes).
+pub const DEMO_SCRIPT: &str = "/static/demo.js";
 
 /// `/customers/7`
 pub fn customer(id: i64) -> String {
@@ -44,6 +59,9 @@ pub fn step_up_to(return_to: &str, requirement: &str) -> String {
     format!("{LOGIN}?{query}")
 }
 
+/// The longest `return_to` accepted.
+pub const MAX_RETURN_TO: usize = 1024;
+
 /// Accepts only a same-site relative path: `/x`, never `//host`, `/\host`, `http://host`,
 /// nor anything with control characters or backslashes that browsers may "fix" into a host.
 pub fn safe_return_to(candidate: &str) -> Option<&str> {
@@ -52,7 +70,8 @@ pub fn safe_return_to(candidate: &str) -> Option<&str> {
         && bytes.get(1) != Some(&b'/')
         && !candidate.contains('\\')
         && !candidate.chars().any(char::is_control)
-        && candidate.len() <= 2048;
+        // Short enough to travel in the pending login inside a 4 KB session cookie.
+        && candidate.len() <= MAX_RETURN_TO;
     if !ok {
         return None;
     }

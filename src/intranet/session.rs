@@ -1,14 +1,23 @@
-//! Typed access to the intranet's session: one struct per thing stored, one key each.
+//! Typed access to the intranet's session: one struct per thing stored, one key each, and the
+//! session's life: an absolute lifetime from the first sign-in, an idle timeout (NIST SP
+//! 800-63B-4 §2.2.3 at AAL2: overall at most 24 h, inactivity at most 1 h), and a login id
+//! that a sign-out or back-channel logout voids in either store (`logins.rs`).
 //!
-//! Handlers and extractors never call `Session::get` with a string of their own.
+//! Handlers and extractors never call `Session::get` with a string of their own. What is kept
+//! is small whatever the provider sends (a cookie holds about 4 KB): the claims the step-up
+//! policy reads, the roles it names (others only while they are few), and a login id — never
+//! the ID token, which the database keeps for the provider's logout.
 
+use std::collections::HashMap;
+
+use super::logins::{SessionLogin, Verdict};
+use super::oidc::PendingLogin;
+use super::state::AppState;
+use crate::web::{random_token, secrets_equal};
 use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
 use actix_web::HttpRequest;
+use actix_web::web::Data;
 use actix_web_stepup::AuthState;
-
-use super::oidc::PendingLogin;
-use super::state::now;
-use crate::web::{random_token, secrets_equal};
 
 /// The intranet's session cookie. Its own name: cookies are not isolated by port, and
 /// Fabrikam ID on the same host has its own.
@@ -16,66 +25,158 @@ pub const SESSION_COOKIE: &str = "fabrikam_session";
 
 const PENDING_LOGIN: &str = "pending_login";
 const AUTH: &str = "auth";
-const ID_TOKEN: &str = "id_token";
+const LOGIN: &str = "login";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 
-/// How long a login lasts, however active: an absolute limit (OWASP Session Management
-/// cheat sheet). With the cookie store a copied cookie is otherwise valid until then; with
-/// Redis, logout deletes the session at once.
-pub const SESSION_LIFETIME_SECS: i64 = 8 * 3600;
+/// Roles beyond the policy's kept at most (for `/me`), and their total length at most.
+const MAX_OTHER_ROLES: usize = 16;
+const MAX_OTHER_ROLES_BYTES: usize = 256;
+/// Display claims are cut to this many characters.
+const MAX_DISPLAY_CHARS: usize = 200;
 
-/// Whether a login accepted at `auth.received_at` still counts at `now`.
-pub fn is_current(auth: &AuthState, now: i64) -> bool {
-    now.saturating_sub(auth.received_at) <= SESSION_LIFETIME_SECS
+/// The login as the session keeps it: every role the policy names (`policy_roles`), other
+/// roles only while they are few and short (a provider may send hundreds of groups), names cut
+/// to a display length. Returns it with the number of roles left out.
+pub fn for_session(mut auth: AuthState, policy_roles: &[&str]) -> (AuthState, usize) {
+    let all = std::mem::take(&mut auth.roles);
+    let total = all.len();
+    let (mut kept, others): (Vec<String>, Vec<String>) =
+        all.into_iter().partition(|r| policy_roles.contains(&r.as_str()));
+    let mut budget = MAX_OTHER_ROLES_BYTES;
+    for role in others {
+        if kept.len() >= MAX_OTHER_ROLES + policy_roles.len() || role.len() > budget {
+            break;
+        }
+        budget -= role.len();
+        kept.push(role);
+    }
+    let dropped = total - kept.len();
+    auth.roles = kept;
+    let cut = |s: Option<String>| s.map(|s| s.chars().take(MAX_DISPLAY_CHARS).collect());
+    auth.name = cut(auth.name);
+    auth.email = cut(auth.email);
+    (auth, dropped)
 }
 
 /// The session, typed.
-pub struct TypedSession(pub Session);
+#[derive(Clone)]
+pub struct TypedSession {
+    pub session: Session,
+    state: Option<Data<AppState>>,
+}
 
 impl TypedSession {
     pub fn from_request(req: &HttpRequest) -> Self {
-        Self(req.get_session())
+        Self {
+            session: req.get_session(),
+            state: AppState::of(req),
+        }
     }
 
-    /// The login, unless it is older than [`SESSION_LIFETIME_SECS`]: a copied cookie (or
-    /// a forgotten tab) does not stay signed in forever.
+    /// The login, if it is current: not signed out (here, in another process, or by the
+    /// provider's back-channel logout), within its lifetime and not idle. A session that
+    /// fails is emptied of its login. Refreshes the last-seen stamp when it is old enough.
     pub fn auth(&self) -> Result<Option<AuthState>, SessionGetError> {
-        let auth: Option<AuthState> = self.0.get(AUTH)?;
-        Ok(auth.filter(|a| is_current(a, now())))
+        let Some(auth) = self.session.get::<AuthState>(AUTH)? else {
+            return Ok(None);
+        };
+        // Without the state (never in the app) nothing can be checked: fail closed.
+        let (Some(login), Some(state)) = (self.session.get::<SessionLogin>(LOGIN)?, self.state.as_ref())
+        else {
+            self.forget_login();
+            return Ok(None);
+        };
+        let now = state.now();
+        let void = state.logins.is_void(&login.id, login.started_at);
+        match state.sessions.judge(&login, void, now) {
+            Verdict::Current => Ok(Some(auth)),
+            Verdict::Touch => {
+                let touched = SessionLogin {
+                    last_seen: now,
+                    ..login
+                };
+                // A failed write only means the stamp is refreshed on a later request.
+                let _ = self.session.insert(LOGIN, touched);
+                Ok(Some(auth))
+            }
+            Verdict::Ended(why) => {
+                tracing::info!(sub = %auth.subject, reason = why, "session ended");
+                self.forget_login();
+                Ok(None)
+            }
+        }
+    }
+
+    /// The session's login record, if it has a current login (call [`Self::auth`] first).
+    pub fn login(&self) -> Option<SessionLogin> {
+        self.session.get::<SessionLogin>(LOGIN).ok().flatten()
+    }
+
+    /// Whether the session, with this login in it, fits `budget` (the cookie store's limit;
+    /// `None`: no limit). `Err` carries the size it would take.
+    pub fn check_fits(
+        &self,
+        auth: &AuthState,
+        login: &SessionLogin,
+        budget: Option<usize>,
+    ) -> Result<(), usize> {
+        let Some(budget) = budget else {
+            return Ok(());
+        };
+        // The values as `Session::insert` will store them: JSON strings.
+        let mut entries: HashMap<String, String> = self.session.entries().clone();
+        entries.insert(AUTH.into(), serde_json::to_string(auth).unwrap_or_default());
+        entries.insert(LOGIN.into(), serde_json::to_string(login).unwrap_or_default());
+        entries.insert(
+            CSRF.into(),
+            serde_json::to_string(&random_token(32)).unwrap_or_default(),
+        );
+        let bytes = cookie_bytes(&entries);
+        if bytes > budget { Err(bytes) } else { Ok(()) }
     }
 
     /// Stores a new login. The session id is renewed first, so a session id planted before
     /// the login (session fixation) is worthless afterwards.
-    pub fn log_in(&self, auth: &AuthState, id_token: &str) -> Result<(), SessionInsertError> {
-        self.0.renew();
-        self.0.insert(AUTH, auth)?;
-        self.0.insert(ID_TOKEN, id_token)?;
+    pub fn log_in(&self, auth: &AuthState, login: &SessionLogin) -> Result<(), SessionInsertError> {
+        self.session.renew();
+        self.session.insert(AUTH, auth)?;
+        self.session.insert(LOGIN, login)?;
         // A fresh CSRF token for the fresh session.
-        self.0.insert(CSRF, random_token(32))
-    }
-
-    /// The raw ID token kept for `id_token_hint` at RP-initiated logout.
-    pub fn id_token(&self) -> Option<String> {
-        self.0.get(ID_TOKEN).ok().flatten()
+        self.session.insert(CSRF, random_token(32))
     }
 
     /// Forgets everything and moves to a new session id. (Not `purge`: that would also drop
     /// the flash message that tells the user they signed out.)
     pub fn log_out(&self) {
-        self.0.clear();
-        self.0.renew();
+        self.session.clear();
+        self.session.renew();
+    }
+
+    /// Drops the login (and its CSRF token), keeping a sign-in in progress, under a new id.
+    fn forget_login(&self) {
+        self.session.remove(AUTH);
+        self.session.remove(LOGIN);
+        self.session.remove(CSRF);
+        // Kept in the session by earlier versions, in the database now.
+        self.session.remove("id_token");
+        self.session.renew();
     }
 
     /// Keeps a login started at the provider until its callback; taken out exactly once, so
     /// a replayed callback fails.
     pub fn set_pending_login(&self, pending: &PendingLogin) -> Result<(), SessionInsertError> {
-        self.0.insert(PENDING_LOGIN, pending)
+        self.session.insert(PENDING_LOGIN, pending)
+    }
+
+    /// The pending login, left in place.
+    pub fn pending_login(&self) -> Option<PendingLogin> {
+        self.session.get::<PendingLogin>(PENDING_LOGIN).ok().flatten()
     }
 
     /// Takes the pending login out; a second call returns `None`.
     pub fn take_pending_login(&self) -> Option<PendingLogin> {
-        self.0
+        self.session
             .remove_as::<PendingLogin>(PENDING_LOGIN)
             .and_then(Result::ok)
     }
@@ -84,35 +185,49 @@ impl TypedSession {
     /// OWASP CSRF cheat sheet). Every form carries it as a hidden input. Only signed-in pages
     /// have forms, so anonymous visitors never get a session just for this.
     pub fn csrf_token(&self) -> String {
-        if let Ok(Some(token)) = self.0.get::<String>(CSRF) {
+        if let Ok(Some(token)) = self.session.get::<String>(CSRF) {
             return token;
         }
         let token = random_token(32);
         // A failed insert only means the next form gets another token.
-        let _ = self.0.insert(CSRF, &token);
+        let _ = self.session.insert(CSRF, &token);
         token
     }
 
     /// Whether `submitted` is this session's CSRF token.
     pub fn csrf_matches(&self, submitted: &str) -> bool {
-        match self.0.get::<String>(CSRF) {
+        match self.session.get::<String>(CSRF) {
             Ok(Some(token)) => secrets_equal(&token, submitted),
             _ => false,
         }
     }
 
     pub fn set_flash(&self, message: &str) {
-        let _ = self.0.insert(FLASH, message);
+        let _ = self.session.insert(FLASH, message);
     }
 
     /// The one-time message for the next page, if any.
     pub fn take_flash(&self) -> Option<String> {
         // Look before removing: `remove` marks the session changed even when the key is
         // absent, which would rewrite the cookie (or the Redis entry) on every page view.
-        let flash = self.0.get::<String>(FLASH).ok().flatten()?;
-        self.0.remove(FLASH);
+        let flash = self.session.get::<String>(FLASH).ok().flatten()?;
+        self.session.remove(FLASH);
         Some(flash)
     }
+}
+
+/// The `Set-Cookie` header a session state takes with the cookie store (an encrypted, private
+/// cookie): the JSON, plus AES-GCM's nonce and tag, in base64, percent-encoded where it has
+/// `/` or `=` (counted twice as often as chance would have them), and the attributes.
+pub fn cookie_bytes(entries: &HashMap<String, String>) -> usize {
+    let json = serde_json::to_string(entries).map_or(0, |s| s.len());
+    let sealed = json + 12 + 16;
+    let base64 = sealed.div_ceil(3) * 4;
+    // The cookie's encoding escapes some of base64's characters (2 bytes more each; how
+    // many is random): 1/16 and a constant keep the estimate above the real size.
+    let encoded = base64 + base64 / 16 + 16;
+    let attributes = "; HttpOnly; SameSite=Lax; Secure; Path=/".len();
+    SESSION_COOKIE.len() + 1 + encoded + attributes
 }
 
 #[cfg(test)]
@@ -120,11 +235,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_login_lasts_eight_hours_at_most() {
-        let mut auth = AuthState::new("alice", 1_000);
-        assert!(is_current(&auth, 1_000 + SESSION_LIFETIME_SECS));
-        assert!(!is_current(&auth, 1_001 + SESSION_LIFETIME_SECS));
-        auth.received_at = i64::MIN;
-        assert!(!is_current(&auth, i64::MAX), "no overflow");
+    fn the_session_keeps_the_policys_roles_and_a_few_others() {
+        let mut auth = AuthState::new("alice", 0);
+        auth.roles = ["staff", "hr", "auditors"].map(String::from).to_vec();
+        let (kept, dropped) = for_session(auth.clone(), &["hr"]);
+        assert_eq!(
+            (kept.roles, dropped),
+            (vec!["hr".into(), "staff".into(), "auditors".into()], 0)
+        );
+        auth.roles = (0..200)
+            .map(|i| format!("group-{i:03}"))
+            .chain(["hr".into()])
+            .collect();
+        auth.name = Some("x".repeat(5000));
+        let (kept, dropped) = for_session(auth, &["hr"]);
+        assert_eq!(kept.roles[0], "hr", "the policy's role, wherever it was");
+        assert_eq!(kept.roles.len(), 17);
+        assert_eq!(dropped, 201 - 17);
+        assert_eq!(kept.name.unwrap().len(), MAX_DISPLAY_CHARS);
+    }
+
+    #[test]
+    fn the_cookie_estimate_is_close_to_the_real_cookie() {
+        use actix_web::cookie::{Cookie, CookieJar, Key};
+        let key = Key::generate();
+        for size in [10, 500, 2_000, 2_800] {
+            let entries: HashMap<String, String> = [("k".to_owned(), "v".repeat(size))].into();
+            let mut jar = CookieJar::new();
+            jar.private_mut(&key).add(Cookie::new(
+                SESSION_COOKIE,
+                serde_json::to_string(&entries).unwrap(),
+            ));
+            let mut cookie = jar.delta().next().unwrap().clone();
+            cookie.set_http_only(true);
+            cookie.set_secure(true);
+            cookie.set_path("/");
+            cookie.set_same_site(actix_web::cookie::SameSite::Lax);
+            let real = cookie.encoded().to_string().len();
+            let estimate = cookie_bytes(&entries);
+            assert!(estimate >= real, "{size}: estimate {estimate} < real {real}");
+            assert!(
+                estimate <= real + real / 20 + 24,
+                "{size}: estimate {estimate} far above {real}"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The intranet's application state, its one clock and its one clock-skew allowance, and
 //! the audit-trail entry point every handler shares.
 //!
-//! Everything that needs the time asks [`now`]; everything that tolerates a difference
+//! Everything that needs the time asks [`AppState::now`] (the one [`Clock`], which tests shift); everything that tolerates a difference
 //! between our clock and the provider's uses [`CLOCK_SKEW`]: the step-up requirements'
 //! `auth_time` checks, the ID token's `iat` (OIDC Core §3.1.3.7 rule 10) and the access
 //! token's `exp` (RFC 9068 §4).
@@ -13,17 +13,18 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use actix_web_stepup::Requirements;
 use futures_util::future::{Ready, ready};
 
+use std::sync::Arc;
+
 use super::data::{self, AuditEvent};
+use super::logins::{Logins, SessionPolicy};
+use super::logout_token::SeenTokens;
 use super::oidc::Oidc;
+use super::redis_store::RedisStore;
+use crate::clock::Clock;
 use crate::web::RequestId;
 
 /// How far the provider's clock may differ from ours.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
-
-/// The current time in Unix seconds: the one clock of the intranet.
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 /// What every handler can reach (as `web::Data<AppState>`).
 pub struct AppState {
@@ -39,9 +40,54 @@ pub struct AppState {
     pub interstitial: bool,
     /// The provider's name as pages show it (`OIDC_PROVIDER_NAME`).
     pub provider_name: String,
+    /// How long sessions last.
+    pub sessions: SessionPolicy,
+    /// Ended logins (checked on every request, in memory) and the record of all logins.
+    pub logins: Arc<Logins>,
+    /// Where sessions are kept.
+    pub store: StoreKind,
+    /// The Redis store, if sessions are kept there (for `/readyz`).
+    pub redis: Option<RedisStore>,
+    /// The `jti`s of logout tokens already used.
+    pub seen_logout_tokens: SeenTokens,
+    /// The intranet's one clock.
+    pub clock: Clock,
+    /// The embedded provider's users for the demo guide (`fabrikam demo` only; else empty).
+    pub demo_users: Vec<crate::config::DemoUser>,
+}
+
+/// Where sessions are kept, as far as pages and probes care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// An encrypted cookie: at most about 4 KB.
+    Cookie,
+    /// Redis (`REDIS_URL`): the cookie holds only the session's id.
+    Redis,
+}
+
+impl StoreKind {
+    /// The most a session may take in its cookie, if the store puts it there.
+    pub fn cookie_budget(self) -> Option<usize> {
+        match self {
+            StoreKind::Cookie => Some(super::logins::MAX_COOKIE_BYTES),
+            StoreKind::Redis => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Cookie => "cookie",
+            StoreKind::Redis => "redis",
+        }
+    }
 }
 
 impl AppState {
+    /// The current time in Unix seconds, on the intranet's one clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Writes an audit row. Callers decide whether a failure stops the request: it must
     /// for salary views; elsewhere it is logged.
     pub async fn audit(
@@ -52,7 +98,7 @@ impl AppState {
         detail: impl Into<String>,
     ) -> Result<(), sqlx::Error> {
         let entry = data::AuditEntry {
-            at: now(),
+            at: self.now(),
             subject: subject.map(str::to_owned),
             event,
             request_id: meta.request_id.clone(),

@@ -21,8 +21,9 @@ use super::oidc::LoginIntent;
 use super::paths;
 use super::requirements::AuditAccess;
 use super::session::TypedSession;
-use super::state::{AppState, RequestMeta, audit_forbidden, now};
+use super::state::{AppState, RequestMeta, audit_forbidden};
 use super::view::Nav;
+use crate::clock::Clock;
 
 /// Where the user wanted to go: this request's path and query, if it is a safe one.
 pub fn here(req: &HttpRequest) -> String {
@@ -56,7 +57,10 @@ impl FromRequest for CurrentUser {
 /// The intranet's pages: the login lives in the session; a step-up redirects to the
 /// provider (or, with `STEPUP_INTERSTITIAL`, explains first); refusals are [`AppError`]s,
 /// rendered as pages by `errors::render_html_errors`.
-pub struct Pages;
+pub struct Pages {
+    /// The intranet's one clock (the same as `AppState`'s).
+    pub clock: Clock,
+}
 
 impl StepUpApp for Pages {
     fn current_auth<'a>(&'a self, req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
@@ -66,7 +70,7 @@ impl StepUpApp for Pages {
     }
 
     fn now(&self) -> i64 {
-        now()
+        self.clock.now()
     }
 
     fn start_step_up<'a>(
@@ -146,7 +150,7 @@ pub async fn begin(
         return_to,
         step_up: Some((requirement.name().to_owned(), request)),
     };
-    let (url, pending) = state.oidc.authorization_request(intent, now()).await?;
+    let (url, pending) = state.oidc.authorization_request(intent, state.now()).await?;
     TypedSession::from_request(req)
         .set_pending_login(&pending)
         .map_err(|e| AppError::Unexpected(e.into()))?;

@@ -14,7 +14,7 @@ use super::data::{Customer, Employee, SalaryEntry};
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
 use super::session::TypedSession;
-use super::state::{AppState, now};
+use super::state::AppState;
 
 /// What the layout shows on every page, built from the request (so error pages too).
 #[derive(Clone, Default)]
@@ -23,9 +23,13 @@ pub struct Nav {
     pub csrf: String,
     /// The provider's name (`OIDC_PROVIDER_NAME`), e.g. "Fabrikam ID".
     pub provider: String,
+    /// The request's path, for marking the current page in the menu.
+    pub path: String,
+    /// The demo guide exists (`fabrikam demo`): the home page and the footer link to it.
+    pub demo_guide: bool,
     /// Read by `flash()` while the page renders: actix builds every extractor of a handler
     /// even when a guard before it refuses, so taking the message earlier could lose it.
-    session: Option<actix_session::Session>,
+    session: Option<TypedSession>,
 }
 
 impl std::fmt::Debug for Nav {
@@ -75,7 +79,7 @@ impl Nav {
                     .is_some_and(|r| r.has_roles(&auth));
                 Some(NavUser {
                     name: auth.display_name().to_owned(),
-                    assurance: assurance(&auth, strong, now()),
+                    assurance: assurance(&auth, strong, state.now()),
                     strong,
                     auditor,
                 })
@@ -91,16 +95,45 @@ impl Nav {
         Nav {
             user,
             csrf,
+            demo_guide: state.as_ref().is_some_and(|s| !s.demo_users.is_empty()),
             provider: state.map_or_else(|| "the identity provider".to_owned(), |s| s.provider_name.clone()),
-            session: Some(session.0),
+            path: req.path().to_owned(),
+            session: Some(session),
         }
+    }
+
+    /// The navigation of a page that cannot trust the session (it failed to load or to be
+    /// kept): nobody signed in.
+    pub fn anonymous(state: Option<&AppState>) -> Self {
+        Nav {
+            provider: state.map_or_else(|| "the identity provider".to_owned(), |s| s.provider_name.clone()),
+            ..Nav::default()
+        }
+    }
+
+    /// `aria-current` for the menu's link to `section`: `"page"` on that very page, `"true"`
+    /// on a page below it (a customer under Customers), `None` elsewhere.
+    pub fn current(&self, section: &str) -> Option<&'static str> {
+        current(&self.path, section)
     }
 
     /// The one-time message, taken out of the session as the page that shows it renders.
     pub fn flash(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .and_then(|s| TypedSession(s.clone()).take_flash())
+        self.session.as_ref().and_then(TypedSession::take_flash)
+    }
+}
+
+fn current(path: &str, section: &str) -> Option<&'static str> {
+    if path == section {
+        Some("page")
+    } else if section != paths::HOME
+        && path
+            .strip_prefix(section)
+            .is_some_and(|rest| rest.starts_with('/'))
+    {
+        Some("true")
+    } else {
+        None
     }
 }
 
@@ -191,6 +224,17 @@ mod tests {
         assert_eq!(money(-1_234_567), "-1,234,567");
         assert_eq!(money(999), "999");
         assert_eq!(money(i64::MIN), "-9,223,372,036,854,775,808");
+    }
+
+    #[test]
+    fn the_menu_marks_the_current_page_and_its_section() {
+        assert_eq!(current("/customers", paths::CUSTOMERS), Some("page"));
+        assert_eq!(current("/customers/3", paths::CUSTOMERS), Some("true"));
+        assert_eq!(current("/employees/1/salary", paths::EMPLOYEES), Some("true"));
+        assert_eq!(current("/customersx", paths::CUSTOMERS), None);
+        assert_eq!(current("/me", paths::CUSTOMERS), None);
+        assert_eq!(current("/", paths::HOME), Some("page"));
+        assert_eq!(current("/me", paths::HOME), None);
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!
 //! Each step saves a screenshot under `target/screenshots/` (or `$SCREENSHOT_DIR`).
 
+mod audit;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +29,8 @@ struct Servers {
     intranet: String,
     /// Fabrikam ID's test control (on, for the test that needs a provider ignoring acr_values).
     provider: fabrikam::idp::TestProvider,
+    /// Fabrikam ID's issuer, without a trailing slash.
+    idp: String,
     data_dir: PathBuf,
 }
 
@@ -37,6 +41,11 @@ impl Drop for Servers {
 }
 
 async fn servers() -> Servers {
+    servers_with(|_| {}).await
+}
+
+/// Both servers, with the demo settings changed by `configure`.
+async fn servers_with(configure: impl FnOnce(&mut Settings)) -> Servers {
     let mut s = Settings::defaults();
     s.fabrikam_public_url = None;
     s.oidc_issuer_url = None;
@@ -47,6 +56,7 @@ async fn servers() -> Servers {
     s.database_url = format!("sqlite:{}", data_dir.join("fabrikam.db").display());
     s.idp_passkey_store = data_dir.join("passkeys.json").display().to_string();
     s.test_control = true;
+    configure(&mut s);
     let demo = fabrikam::startup::demo(
         &s,
         TcpListener::bind("127.0.0.1:0").unwrap(),
@@ -58,6 +68,7 @@ async fn servers() -> Servers {
     tokio::spawn(demo.intranet);
     Servers {
         intranet: demo.intranet_url.as_str().trim_end_matches('/').to_owned(),
+        idp: demo.issuer.trim_end_matches('/').to_owned(),
         provider: fabrikam::idp::TestProvider::attach(demo.idp_config),
         data_dir,
     }
@@ -99,6 +110,11 @@ struct Browser {
 
 impl Browser {
     async fn start(test: &'static str) -> Browser {
+        Browser::start_at(test, 1280, 900).await
+    }
+
+    /// A browser whose viewport is `width` × `height` CSS pixels.
+    async fn start_at(test: &'static str, width: u32, height: u32) -> Browser {
         let webdriver = std::env::var("WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:9515".into());
         let user_data_dir =
             std::env::temp_dir().join(format!("fabrikam-chromium-{}", fabrikam::web::random_token(9)));
@@ -112,14 +128,17 @@ impl Browser {
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
             "--disable-sync".into(),
-            "--window-size=1280,900".into(),
+            format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", user_data_dir.display()),
         ];
+        let mut options = json!({"args": args, "binary": chromium_binary()});
+        // Chrome's windows are at least 500 px wide: narrower viewports are phones, emulated.
+        if width < 500 {
+            options["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+        }
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": args, "binary": chromium_binary()}),
-        );
+        caps.insert("goog:chromeOptions".into(), options);
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&webdriver)

@@ -61,14 +61,18 @@ pub struct TestApp {
     pub plain: reqwest::Client,
     /// The intranet's database (a file in `data_dir`), for checking audit rows.
     pub db: fabrikam::intranet::data::Database,
-    data_dir: std::path::PathBuf,
+    /// Where the database lives (removed on drop by the `TestApp` that made it).
+    pub data_dir: std::path::PathBuf,
+    owns_data_dir: bool,
     /// The settings both servers were built from.
     pub settings: Settings,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -115,7 +119,7 @@ impl TestApp {
         s.fabrikam_public_url
             .get_or_insert_with(|| at(intranet_addr.port()));
         s.idp_issuer_url
-            .get_or_insert_with(|| at(idp_listener.local_addr().unwrap().port()));
+            .get_or_insert_with(|| format!("http://{host}:{}", idp_listener.local_addr().unwrap().port()));
         let demo = fabrikam::startup::demo(&s, intranet_listener, idp_listener)
             .await
             .expect("both servers build");
@@ -167,10 +171,11 @@ impl TestApp {
             .expect("the test database");
         TestApp {
             base,
-            issuer: fabrikam::config::issuer_id(&idp_config.issuer),
+            issuer: idp_config.issuer_id.clone(),
             idp: TestIdp::new(idp_config),
             db,
             data_dir,
+            owns_data_dir: true,
             settings: s,
             browser: browser_with_jar(jar.clone()),
             jar,
@@ -178,6 +183,33 @@ impl TestApp {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+        }
+    }
+
+    /// Moves the intranet's clock `secs` ahead (Fabrikam ID's is its own: see
+    /// `TestIdp::set_clock`), instead of sleeping.
+    pub fn advance_clock(&self, secs: i64) {
+        self.settings
+            .intranet_clock
+            .advance(secs)
+            .expect("a clock offset within a century");
+    }
+
+    /// Another browser (its own cookies) on the same servers, with the same helpers. Drop it
+    /// before `self`.
+    pub fn another_browser(&self) -> TestApp {
+        let jar = Arc::new(Jar::default());
+        TestApp {
+            base: self.base.clone(),
+            issuer: self.issuer.clone(),
+            idp: TestIdp::new(self.idp.config.clone()),
+            db: self.db.clone(),
+            data_dir: self.data_dir.clone(),
+            owns_data_dir: false,
+            settings: self.settings.clone(),
+            browser: browser_with_jar(jar.clone()),
+            jar,
+            plain: self.plain.clone(),
         }
     }
 
@@ -276,6 +308,18 @@ impl TestApp {
         values.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let action = page.url.join(&form.action).unwrap();
         self.post_form(action, &values).await
+    }
+
+    /// Presses the button of the page's form that posts to a path ending in `suffix` (a form
+    /// of hidden fields only: Cancel, "Not alice?") and follows redirects.
+    pub async fn press(&self, page: &Visit, suffix: &str) -> Visit {
+        let form = html::forms(&page.body)
+            .into_iter()
+            .find(|f| f.action.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no form to {suffix} at {}:\n{}", page.url, page.body));
+        let action = page.url.join(&form.action).unwrap();
+        let visit = self.post_form(action, &form.hidden()).await;
+        self.follow(visit).await
     }
 
     /// Signs in with the password at Fabrikam ID, starting from `/login?return_to=<to>`;

@@ -58,8 +58,8 @@ async fn refusals_failures_and_logouts_are_recorded() {
     let page = alice.open("/employees/1/salary").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(
-        page.body.contains("did not complete the extra check"),
-        "a flash explains the failure:\n{}",
+        page.body.contains("did not include a second factor"),
+        "the refusal explains the failure:\n{}",
         page.body
     );
     let failed = alice.audit_rows("step_up_failed").await;

@@ -11,6 +11,10 @@ use url::Url;
 
 use crate::app::{TestApp, Visit};
 use crate::authenticator::SoftPasskey;
+use crate::stub_provider::TestKey;
+
+/// The event that makes a JWT a logout token (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// What the API answered: status, `WWW-Authenticate` (if any) and the JSON body.
 #[derive(Debug)]
@@ -21,6 +25,55 @@ pub struct ApiAnswer {
 }
 
 impl TestApp {
+    /// Both servers (settings changed by `configure`), Fabrikam ID signing ES256 with a key the
+    /// test holds too: to mint logout tokens as Fabrikam ID would.
+    pub async fn spawn_with_known_key(
+        configure: impl FnOnce(&mut fabrikam::config::Settings),
+    ) -> (TestApp, TestKey) {
+        let key = TestKey::generate("unused");
+        let pem = std::env::temp_dir().join(format!("fabrikam-es256-{}.pem", fabrikam::web::random_token(6)));
+        std::fs::write(&pem, &key.pem).unwrap();
+        let app = TestApp::spawn_with(|s| {
+            s.idp_signing_key = Some(pem.clone());
+            configure(s);
+        })
+        .await;
+        let _ = std::fs::remove_file(&pem);
+        let status = app.idp.provider.keys().await.unwrap();
+        let kid = &status.current[&fabrikam::idp::SigningAlg::ES256];
+        (app, TestKey::from_pem(&key.pem, kid))
+    }
+
+    /// A logout token's claims for the intranet, changed by `extra` (`null` removes a claim).
+    pub fn logout_claims(&self, extra: Value) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        let mut claims = json!({
+            "iss": self.issuer, "aud": "fabrikam-intranet", "iat": now, "exp": now + 120,
+            "jti": fabrikam::web::random_token(12), "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    }
+
+    /// Posts `logout_token=<token>` as Fabrikam ID would: no cookie, no CSRF token.
+    pub async fn post_logout_token(&self, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let res = self
+            .plain
+            .post(self.url("/backchannel-logout"))
+            .form(&[("logout_token", token)])
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, headers, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// Opens `path` and follows every redirect: the page the browser ends on (for a page that
     /// steps up, the provider's second-factor page).
     pub async fn open(&self, path: &str) -> Visit {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fabrikam::idp::control::NextToken;
-use fabrikam::idp::{ClientRegistration, IdpConfig, TestProvider, TestProviderBuilder};
+use fabrikam::idp::{ClientRegistration, IdpConfig, TestProvider, TestProviderBuilder, TokenAuthMethod};
 use openidconnect::core::{
     CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
@@ -245,6 +245,15 @@ impl Page {
             .unwrap_or_else(|| panic!("{} has no form: {}", self.url, self.text()))
     }
 
+    /// The page's form that posts to a path ending in `suffix` (`/cancel`, `/switch-user`).
+    #[track_caller]
+    pub fn form_to(&self, suffix: &str) -> html::Form {
+        html::forms(&self.html)
+            .into_iter()
+            .find(|f| f.action.ends_with(suffix))
+            .unwrap_or_else(|| panic!("{} has no form to {suffix}: {}", self.url, self.text()))
+    }
+
     /// The hidden inputs of the page's form.
     pub fn hidden_fields(&self) -> Vec<(String, String)> {
         self.form().hidden()
@@ -432,6 +441,19 @@ impl Browser {
             .expect("POST reaches the OP")
     }
 
+    /// Presses the button of `page`'s form to `suffix` (a form of hidden fields only, such as
+    /// Cancel or "Not alice?"); the raw response.
+    pub async fn press(&self, page: &Page, suffix: &str) -> reqwest::Response {
+        let form = page.form_to(suffix);
+        let url = page.url.join(&form.action).expect("a valid form action");
+        self.client
+            .post(url)
+            .form(&form.hidden())
+            .send()
+            .await
+            .expect("POST reaches the OP")
+    }
+
     /// Fills in the login page.
     pub async fn submit_login(&self, page: &Page, user: &str, password: &str) -> Landing {
         self.submit(page, &[("username", user), ("password", password)])
@@ -555,8 +577,9 @@ impl TestIdp {
         url
     }
 
-    /// `POST /token` as this client (its secret with client_secret_basic, or its client_id
-    /// alone if public); the raw response.
+    /// `POST /token` as this client, authenticating as it registered: its secret with
+    /// client_secret_basic (also when it registered no method) or client_secret_post, or its
+    /// client_id alone if public; the raw response.
     pub async fn redeem_raw(&self, code: &str, verifier: &str) -> reqwest::Response {
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -565,11 +588,13 @@ impl TestIdp {
             ("code_verifier", verifier),
         ];
         let mut request = self.api.post(self.url("/token"));
-        match &self.client.client_secret {
-            Some(secret) => {
-                request = request.basic_auth(&self.client_id, Some(secret.expose_secret()));
+        let secret = self.client.client_secret.as_ref().map(|s| s.expose_secret());
+        match (self.client.token_auth_method(), secret) {
+            (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
+                form.extend([("client_id", self.client_id.as_str()), ("client_secret", secret)]);
             }
-            None => form.push(("client_id", &self.client_id)),
+            (_, Some(secret)) => request = request.basic_auth(&self.client_id, Some(secret)),
+            (_, None) => form.push(("client_id", &self.client_id)),
         }
         request.form(&form).send().await.expect("POST /token")
     }

@@ -12,6 +12,12 @@ use serde_json::{Map, Value};
 /// it is `Serialize`/`Deserialize`). [`evaluate`](crate::evaluate) reads it on every guarded
 /// request without calling the provider.
 ///
+/// # Security
+///
+/// Whatever stores it must be tamper-proof, since every decision trusts it: an encrypted or
+/// signed session cookie, or a server-side session store. A client that could edit a plain
+/// cookie would give itself `amr: ["mfa"]`, a fresh `auth_time` and any role.
+///
 /// ```
 /// use actix_web_stepup::AuthState;
 /// use serde_json::json;

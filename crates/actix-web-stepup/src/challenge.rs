@@ -4,7 +4,12 @@
 
 use std::fmt;
 
-use crate::requirement::StepUpRequest;
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::Value;
+
+use crate::requirement::{StepUpRequest, acrs_claims_request};
 
 /// The `error` of an RFC 9470 §3 challenge.
 ///
@@ -20,54 +25,212 @@ pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentica
 /// name=value parameters (RFC 9110 §11.2–11.3). Its `Display` is the header syntax: integer
 /// values bare, every other value a quoted string.
 ///
+/// Only valid challenges can be built, so every one can be written: the scheme and parameter
+/// names are RFC 9110 tokens, a token68 is one and excludes parameters, a parameter name
+/// occurs once (compared case-insensitively, §11.2), and no value has a control character
+/// other than a tab (a quoted-string cannot carry one). The constructors return a
+/// [`ChallengeError`] for anything else, so hostile names cannot inject a parameter, a second
+/// challenge or a header line.
+///
 /// ```
 /// use actix_web_stepup::Challenge;
 ///
-/// let c = Challenge::new("Bearer")
-///     .with_param("error", "insufficient_user_authentication")
-///     .with_param("max_age", "600");
+/// let c = Challenge::bearer()
+///     .with_param("error", "insufficient_user_authentication")?
+///     .with_param("max_age", "600")?;
 /// assert_eq!(c.to_string(), r#"Bearer error="insufficient_user_authentication", max_age=600"#);
 /// assert_eq!(c.param("MAX_AGE"), Some("600"), "parameter names are case-insensitive");
+///
+/// assert!(Challenge::bearer().with_param("realm=x, evil", "1").is_err());
+/// assert!(c.with_param("Max_Age", "5").is_err(), "each name at most once");
+/// # Ok::<(), actix_web_stepup::ChallengeError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
-    /// The authentication scheme, e.g. `Bearer` (compared case-insensitively).
-    pub scheme: String,
-    /// A `token68` in place of parameters (e.g. `Negotiate abc==`).
-    pub token68: Option<String>,
-    /// The parameters in order, values unquoted.
-    pub params: Vec<(String, String)>,
+    scheme: String,
+    token68: Option<String>,
+    params: Vec<(String, String)>,
 }
 
 impl Challenge {
     /// A challenge of `scheme` with no parameters.
     ///
+    /// # Errors
+    ///
+    /// [`ChallengeError::InvalidToken`] when `scheme` is not an RFC 9110 token (§11.1:
+    /// `auth-scheme = token`): empty, or with a space, `=`, `,`, `"`, a control or a
+    /// non-ASCII character.
+    ///
     /// ```
     /// use actix_web_stepup::Challenge;
     ///
-    /// assert_eq!(Challenge::new("Bearer").to_string(), "Bearer");
+    /// assert_eq!(Challenge::new("DPoP")?.to_string(), "DPoP");
+    /// assert!(Challenge::new("Bearer realm=x").is_err());
+    /// assert!(Challenge::new("Bearer\r\nSet-Cookie: a=b").is_err());
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
     /// ```
-    pub fn new(scheme: impl Into<String>) -> Self {
+    pub fn new(scheme: impl Into<String>) -> Result<Self, ChallengeError> {
+        let scheme = scheme.into();
+        if !is_token(&scheme) {
+            return Err(ChallengeError::InvalidToken {
+                what: "auth-scheme",
+                value: scheme,
+            });
+        }
+        Ok(Self {
+            scheme,
+            token68: None,
+            params: Vec::new(),
+        })
+    }
+
+    /// A `Bearer` challenge with no parameters (RFC 6750 §3), the one this crate writes.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// assert_eq!(Challenge::bearer().to_string(), "Bearer");
+    /// ```
+    pub fn bearer() -> Self {
         Self {
-            scheme: scheme.into(),
+            scheme: "Bearer".to_owned(),
             token68: None,
             params: Vec::new(),
         }
     }
 
-    /// Adds a parameter. Its value is written as a quoted string unless it is an integer;
-    /// control characters are dropped, since a header cannot carry them.
+    /// A challenge of `scheme` carrying a `token68` instead of parameters (RFC 9110 §11.2),
+    /// such as `Negotiate` data.
+    ///
+    /// # Errors
+    ///
+    /// [`ChallengeError::InvalidToken`] when `scheme` is not a token or `token68` is not a
+    /// token68 (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`).
     ///
     /// ```
     /// use actix_web_stepup::Challenge;
     ///
-    /// let c = Challenge::new("Bearer").with_param("error_description", r#"say "hi""#);
-    /// assert_eq!(c.to_string(), r#"Bearer error_description="say \"hi\"""#);
+    /// let c = Challenge::new_token68("Negotiate", "YIIB+w==")?;
+    /// assert_eq!(c.to_string(), "Negotiate YIIB+w==");
+    /// assert_eq!(c.token68(), Some("YIIB+w=="));
+    /// assert!(Challenge::new_token68("Negotiate", "a b").is_err());
+    /// assert!(c.with_param("realm", "x").is_err(), "a token68 or parameters, not both");
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
     /// ```
-    #[must_use]
-    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.push((name.into(), value.into()));
+    pub fn new_token68(
+        scheme: impl Into<String>,
+        token68: impl Into<String>,
+    ) -> Result<Self, ChallengeError> {
+        let mut challenge = Self::new(scheme)?;
+        let token68 = token68.into();
+        if !is_token68(&token68) {
+            return Err(ChallengeError::InvalidToken {
+                what: "token68",
+                value: token68,
+            });
+        }
+        challenge.token68 = Some(token68);
+        Ok(challenge)
+    }
+
+    /// Adds a parameter. Its value is written as a quoted string (with `"` and `\` escaped)
+    /// unless it is an integer.
+    ///
+    /// # Errors
+    ///
+    /// - [`ChallengeError::InvalidToken`]: `name` is not an RFC 9110 token;
+    /// - [`ChallengeError::DuplicateParam`]: the challenge already has `name` (compared
+    ///   case-insensitively; RFC 9110 §11.2: each name MUST occur at most once);
+    /// - [`ChallengeError::InvalidValue`]: `value` has a control character other than a tab,
+    ///   which no quoted-string can carry;
+    /// - [`ChallengeError::Token68WithParams`]: the challenge carries a token68.
+    ///
+    /// ```
+    /// use actix_web_stepup::{Challenge, ChallengeError};
+    ///
+    /// let c = Challenge::bearer().with_param("error_description", r#"say "hi""#)?;
+    /// assert_eq!(c.to_string(), r#"Bearer error_description="say \"hi\"""#);
+    /// assert_eq!(
+    ///     Challenge::bearer().with_param("error_description", "a\r\nb"),
+    ///     Err(ChallengeError::InvalidValue { name: "error_description".into() })
+    /// );
+    /// # Ok::<(), ChallengeError>(())
+    /// ```
+    pub fn with_param(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, ChallengeError> {
+        let (name, value) = (name.into(), value.into());
+        if self.token68.is_some() {
+            return Err(ChallengeError::Token68WithParams);
+        }
+        if !is_token(&name) {
+            return Err(ChallengeError::InvalidToken {
+                what: "parameter name",
+                value: name,
+            });
+        }
+        if self.param(&name).is_some() {
+            return Err(ChallengeError::DuplicateParam(name));
+        }
+        if !is_quotable(&value) {
+            return Err(ChallengeError::InvalidValue { name });
+        }
+        self.params.push((name, value));
+        Ok(self)
+    }
+
+    /// Adds a parameter this crate names, with control characters dropped from its value:
+    /// for values that come from elsewhere (a description, a hand-built [`StepUpRequest`])
+    /// in a writer that must not fail. `name` is a token and not yet present.
+    pub(crate) fn with_known_param(mut self, name: &'static str, value: &str) -> Self {
+        debug_assert!(is_token(name) && self.param(name).is_none() && self.token68.is_none());
+        let value = value
+            .chars()
+            .filter(|c| *c == '\t' || !c.is_ascii_control())
+            .collect();
+        self.params.push((name.to_owned(), value));
         self
+    }
+
+    /// The authentication scheme, as written or received (compare it case-insensitively).
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// let c = &Challenge::parse_all("bearer realm=api")?[0];
+    /// assert!(c.scheme().eq_ignore_ascii_case("Bearer"));
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
+    /// ```
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The `token68`, if the challenge carries one instead of parameters.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// assert_eq!(Challenge::parse_all("Negotiate abc=")?[0].token68(), Some("abc="));
+    /// assert_eq!(Challenge::bearer().token68(), None);
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
+    /// ```
+    pub fn token68(&self) -> Option<&str> {
+        self.token68.as_deref()
+    }
+
+    /// The parameters in order, names as spelled and values unquoted.
+    ///
+    /// ```
+    /// use actix_web_stepup::Challenge;
+    ///
+    /// let c = &Challenge::parse_all(r#"Bearer realm="api", error=invalid_token"#)?[0];
+    /// assert_eq!(c.params().collect::<Vec<_>>(), [("realm", "api"), ("error", "invalid_token")]);
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
+    /// ```
+    pub fn params(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// The value of parameter `name` (case-insensitive), if present.
@@ -105,7 +268,7 @@ impl Challenge {
     /// .unwrap();
     /// assert_eq!(all.len(), 2);
     /// assert_eq!(all[0].param("title"), Some(r#"Login to "apps""#));
-    /// assert_eq!(all[1].scheme, "Basic");
+    /// assert_eq!(all[1].scheme(), "Basic");
     /// assert!(Challenge::parse_all(r#"Bearer error="unterminated"#).is_err());
     /// ```
     pub fn parse_all(header: &str) -> Result<Vec<Challenge>, ChallengeError> {
@@ -120,6 +283,8 @@ impl Challenge {
 /// The challenge in header syntax: `scheme token68` or `scheme name=value, name="quoted"`.
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The constructors and the parser keep the scheme, names and token68 tokens and the
+        // values free of control characters: nothing here needs checking again.
         f.write_str(&self.scheme)?;
         if let Some(token68) = &self.token68 {
             return write!(f, " {token68}");
@@ -133,7 +298,7 @@ impl fmt::Display for Challenge {
                 f.write_str(value)?;
             } else {
                 f.write_str("\"")?;
-                for c in value.chars().filter(|c| *c == '\t' || !c.is_control()) {
+                for c in value.chars() {
                     if c == '"' || c == '\\' {
                         f.write_str("\\")?;
                     }
@@ -149,8 +314,12 @@ impl fmt::Display for Challenge {
 impl StepUpRequest {
     /// The RFC 9470 §3 challenge asking for this step-up:
     /// `Bearer error="insufficient_user_authentication", error_description="…",
-    /// acr_values="…", max_age=N`. Add further parameters (a `realm`, Entra's `claims`) with
-    /// [`Challenge::with_param`]; send it in `WWW-Authenticate` with status 401.
+    /// acr_values="…", max_age=N`, and for an Entra authentication context Microsoft's
+    /// `claims="…"`: the base64 of `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`,
+    /// which MSAL passes on to the next authorization request. Add further parameters (a `realm`) with
+    /// [`Challenge::with_param`]; send it in `WWW-Authenticate` with status 401. Control
+    /// characters in the description or a hand-built `acr_values` are dropped (a header
+    /// cannot carry them), so this never fails.
     ///
     /// ```
     /// use actix_web_stepup::StepUpRequest;
@@ -166,28 +335,45 @@ impl StepUpRequest {
     ///      error_description=\"a multi-factor authentication is required\", \
     ///      acr_values=\"urn:example:mfa urn:example:hwk\", max_age=300"
     /// );
+    ///
+    /// let entra = StepUpRequest { auth_context: Some("c1".into()), ..Default::default() };
+    /// assert_eq!(
+    ///     entra.challenge(None).to_string(),
+    ///     "Bearer error=\"insufficient_user_authentication\", \
+    ///      claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\""
+    /// );
     /// ```
     pub fn challenge(&self, description: Option<&str>) -> Challenge {
-        let mut c = Challenge::new("Bearer").with_param("error", INSUFFICIENT_USER_AUTHENTICATION);
+        let mut c = Challenge::bearer().with_known_param("error", INSUFFICIENT_USER_AUTHENTICATION);
         if let Some(description) = description {
-            c = c.with_param("error_description", description);
+            c = c.with_known_param("error_description", description);
         }
         if !self.acr_values.is_empty() {
-            c = c.with_param("acr_values", self.acr_values.join(" "));
+            c = c.with_known_param("acr_values", &self.acr_values.join(" "));
         }
         if let Some(max_age) = self.max_age {
-            c = c.with_param("max_age", max_age.to_string());
+            c = c.with_known_param("max_age", &max_age.to_string());
+        }
+        if let Some(context) = &self.auth_context {
+            // Entra's claims challenge: base64 of the claims request for the access token
+            // ("Claims challenges, claims requests and client capabilities"), which MSAL
+            // hands to the next authorization request.
+            let claims = acrs_claims_request("access_token", context).to_string();
+            c = c.with_known_param("claims", &CLAIMS_BASE64[0].encode(claims));
         }
         c
     }
 
     /// Reads the step-up an RFC 9470 challenge asks for: `Some` for a `Bearer` challenge with
     /// `error="insufficient_user_authentication"` (its `acr_values` split at spaces, its
-    /// `max_age` as seconds), `None` for any other challenge.
+    /// `max_age` as seconds, and the Entra authentication context of its `claims`: the
+    /// `acrs` asked for in the access-token or ID-token member, its `value` or first of
+    /// `values`), `None` for any other challenge.
     ///
     /// # Errors
     ///
-    /// [`ChallengeError::InvalidMaxAge`] when `max_age` is not a non-negative integer.
+    /// [`ChallengeError::InvalidMaxAge`] when `max_age` is not a non-negative integer;
+    /// [`ChallengeError::InvalidClaims`] when `claims` is not base64 of a JSON object.
     ///
     /// ```
     /// use actix_web_stepup::{Challenge, StepUpRequest};
@@ -221,27 +407,38 @@ impl StepUpRequest {
             .param("acr_values")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
+        let auth_context = match challenge.param("claims") {
+            None => None,
+            Some(claims) => {
+                requested_acrs(claims).ok_or_else(|| ChallengeError::InvalidClaims(claims.to_owned()))?
+            }
+        };
         Ok(Some(StepUpRequest {
             acr_values,
             max_age,
-            auth_context: None,
+            auth_context,
         }))
     }
 
     /// Reads the step-up a `WWW-Authenticate` field value asks for (the first RFC 9470
     /// challenge in it), as a client of an API does on a `401`: then start a new
     /// authorization request with these `acr_values` and `max_age`, and retry with the new
-    /// token.
+    /// token. Challenges are read in order and reading stops at the first RFC 9470 one, so a
+    /// malformed challenge *after* it does not matter; one before it does, since the list
+    /// cannot be followed past a syntax error. A response may carry several
+    /// `WWW-Authenticate` field lines (RFC 9110 §11.6.1): read them all with
+    /// [`from_www_authenticate_values`](Self::from_www_authenticate_values).
     ///
     /// # Errors
     ///
-    /// Any [`ChallengeError`] of [`Challenge::parse_all`] or
-    /// [`StepUpRequest::from_challenge`].
+    /// When no RFC 9470 challenge was found: the first [`ChallengeError`] met on the way,
+    /// from the grammar ([`Challenge::parse_all`]) or an RFC 9470 challenge's own values
+    /// ([`StepUpRequest::from_challenge`]).
     ///
     /// ```
     /// use actix_web_stepup::StepUpRequest;
     ///
-    /// let header = r#"Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:example:mfa", max_age=600"#;
+    /// let header = r#"Basic realm="x", Bearer error="insufficient_user_authentication", acr_values="urn:example:mfa", max_age=600, Broken ""#;
     /// let request = StepUpRequest::from_www_authenticate(header).unwrap().unwrap();
     /// assert_eq!(request.acr_values, ["urn:example:mfa"]);
     /// assert_eq!(request.max_age, Some(600));
@@ -249,16 +446,96 @@ impl StepUpRequest {
     /// assert!(StepUpRequest::from_www_authenticate("Bearer error=\"insufficient_user_authentication\", max_age=-1").is_err());
     /// ```
     pub fn from_www_authenticate(header: &str) -> Result<Option<StepUpRequest>, ChallengeError> {
-        for challenge in Challenge::parse_all(header)? {
-            if let Some(request) = Self::from_challenge(&challenge)? {
-                return Ok(Some(request));
+        Self::from_www_authenticate_values([header])
+    }
+
+    /// [`from_www_authenticate`](Self::from_www_authenticate) over every `WWW-Authenticate`
+    /// field line of a response (RFC 9110 §5.3 and §11.6.1: a recipient may get the list of
+    /// challenges in several lines), such as `headers.get_all("www-authenticate")` of
+    /// actix-web's or the `http` crate's `HeaderMap`, or plain strings. Each line is read on
+    /// its own, so a malformed line does not hide an RFC 9470 challenge in another; bytes
+    /// that are not UTF-8 (obs-text) are read like any other.
+    ///
+    /// # Errors
+    ///
+    /// When no line has an RFC 9470 challenge: the first [`ChallengeError`] met.
+    ///
+    /// ```
+    /// use actix_web::http::header::WWW_AUTHENTICATE;
+    /// use actix_web::HttpResponse;
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let res = HttpResponse::Unauthorized()
+    ///     .append_header((WWW_AUTHENTICATE, r#"Broken ""#))
+    ///     .append_header((WWW_AUTHENTICATE, r#"Bearer error="insufficient_user_authentication", max_age=60"#))
+    ///     .finish();
+    /// let request = StepUpRequest::from_www_authenticate_values(res.headers().get_all(WWW_AUTHENTICATE))?;
+    /// assert_eq!(request.unwrap().max_age, Some(60));
+    /// assert_eq!(StepUpRequest::from_www_authenticate_values(["Basic realm=x", "DPoP"])?, None);
+    /// assert!(StepUpRequest::from_www_authenticate_values([r#"Broken ""#]).is_err());
+    /// # Ok::<(), actix_web_stepup::ChallengeError>(())
+    /// ```
+    pub fn from_www_authenticate_values<I>(values: I) -> Result<Option<StepUpRequest>, ChallengeError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut first_error = None;
+        for value in values {
+            let mut parser = Parser {
+                s: value.as_ref(),
+                pos: 0,
+            };
+            while let Some(next) = parser.next_challenge() {
+                let challenge = match next {
+                    Ok(challenge) => challenge,
+                    Err(e) => {
+                        // The rest of this line cannot be split into challenges.
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                };
+                match Self::from_challenge(&challenge) {
+                    Ok(Some(request)) => return Ok(Some(request)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
         }
-        Ok(None)
+        first_error.map_or(Ok(None), Err)
     }
 }
 
-/// Why a `WWW-Authenticate` value could not be read.
+/// Base64 as Entra writes `claims` (the standard alphabet, padded), and read with or without
+/// padding, in either alphabet.
+const CLAIMS_BASE64: [GeneralPurpose; 2] = {
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    [
+        GeneralPurpose::new(&alphabet::STANDARD, config),
+        GeneralPurpose::new(&alphabet::URL_SAFE, config),
+    ]
+};
+
+/// The authentication context a `claims` challenge parameter asks for: `None` when it is not
+/// base64 of a JSON object, `Some(None)` when that object asks for no `acrs`.
+fn requested_acrs(claims: &str) -> Option<Option<String>> {
+    let json = CLAIMS_BASE64
+        .iter()
+        .find_map(|engine| engine.decode(claims.trim()).ok())?;
+    let request: Value = serde_json::from_slice(&json).ok().filter(Value::is_object)?;
+    // OIDC Core §5.5.1: `value` asks for one value, `values` for any one of several.
+    let context = ["access_token", "id_token"].iter().find_map(|member| {
+        let acrs = &request[member]["acrs"];
+        acrs["value"]
+            .as_str()
+            .or_else(|| acrs["values"].get(0).and_then(Value::as_str))
+    });
+    Some(context.map(str::to_owned))
+}
+
+/// Why a challenge could not be built, or a `WWW-Authenticate` value could not be read.
 ///
 /// ```
 /// use actix_web_stepup::{Challenge, ChallengeError};
@@ -280,6 +557,24 @@ pub enum ChallengeError {
     DuplicateParam(String),
     /// `max_age` is not a non-negative integer that fits 64 bits.
     InvalidMaxAge(String),
+    /// A scheme or parameter name that is not an RFC 9110 token, or a token68 that is not
+    /// one.
+    InvalidToken {
+        /// `auth-scheme`, `parameter name` or `token68`.
+        what: &'static str,
+        /// The value as given.
+        value: String,
+    },
+    /// The value of parameter `name` has a control character other than a tab.
+    InvalidValue {
+        /// The parameter.
+        name: String,
+    },
+    /// Parameters for a challenge that carries a token68: RFC 9110 §11.2 allows one or the
+    /// other.
+    Token68WithParams,
+    /// The `claims` parameter is not base64 of a JSON object.
+    InvalidClaims(String),
 }
 
 impl fmt::Display for ChallengeError {
@@ -290,6 +585,16 @@ impl fmt::Display for ChallengeError {
             }
             ChallengeError::DuplicateParam(name) => write!(f, "parameter {name:?} occurs twice"),
             ChallengeError::InvalidMaxAge(v) => write!(f, "max_age {v:?} is not a non-negative integer"),
+            ChallengeError::InvalidToken { what, value } => {
+                write!(f, "{what} {value:?} is not a valid RFC 9110 {what}")
+            }
+            ChallengeError::InvalidValue { name } => {
+                write!(f, "the value of parameter {name:?} has a control character")
+            }
+            ChallengeError::Token68WithParams => {
+                f.write_str("a challenge carries either a token68 or parameters, not both")
+            }
+            ChallengeError::InvalidClaims(v) => write!(f, "claims {v:?} is not base64 of a JSON object"),
         }
     }
 }
@@ -301,9 +606,26 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// RFC 9110 §5.6.2: `token = 1*tchar`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
 /// RFC 9110 §11.2: the characters of `token68` before its trailing `=`s.
 fn is_token68_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+}
+
+/// RFC 9110 §11.2: `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(is_token68_char)
+}
+
+/// RFC 9110 §5.6.4: whether a quoted-string can carry `s` (qdtext and quoted-pair: any byte
+/// but the ASCII controls, HTAB excepted).
+fn is_quotable(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || !b.is_ascii_control())
 }
 
 /// A recursive-descent parser over bytes. Every slice it takes ends at an ASCII byte, so it
@@ -356,20 +678,29 @@ impl Parser<'_> {
 
     fn challenges(mut self) -> Result<Vec<Challenge>, ChallengeError> {
         let mut out = Vec::new();
-        loop {
-            self.skip_list_separators();
-            if self.at_end() {
-                return Ok(out);
-            }
-            out.push(self.challenge()?);
+        while let Some(challenge) = self.next_challenge() {
+            out.push(challenge?);
         }
+        Ok(out)
+    }
+
+    /// The next challenge of the list, `None` at its end. After an error the position is
+    /// where the grammar broke: the caller stops there.
+    fn next_challenge(&mut self) -> Option<Result<Challenge, ChallengeError>> {
+        self.skip_list_separators();
+        (!self.at_end()).then(|| self.challenge())
     }
 
     /// `auth-scheme [ 1*SP ( token68 / #auth-param ) ]`, leaving the position at the end
     /// or at the comma before the next challenge.
     fn challenge(&mut self) -> Result<Challenge, ChallengeError> {
         let scheme = self.token().ok_or_else(|| self.error("an auth-scheme"))?;
-        let mut challenge = Challenge::new(scheme);
+        // Built field by field: the grammar below admits only what the constructors would.
+        let mut challenge = Challenge {
+            scheme,
+            token68: None,
+            params: Vec::new(),
+        };
         // Lower-cased names seen so far: a duplicate check that stays linear.
         let mut seen = std::collections::HashSet::new();
         let spaced = self.skip_ws();
@@ -503,53 +834,43 @@ mod tests {
         Challenge::parse_all(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
     }
 
+    /// A valid challenge from literals.
+    fn ch(scheme: &str, params: &[(&str, &str)]) -> Challenge {
+        params
+            .iter()
+            .try_fold(Challenge::new(scheme).unwrap(), |c, (n, v)| c.with_param(*n, *v))
+            .unwrap()
+    }
+
     #[test]
     fn the_grammar_table() {
         let cases: Vec<(&str, Vec<Challenge>)> = vec![
-            ("Bearer", vec![Challenge::new("Bearer")]),
-            ("  bearer  ", vec![Challenge::new("bearer")]),
-            (
-                "Bearer realm=api",
-                vec![Challenge::new("Bearer").with_param("realm", "api")],
-            ),
+            ("Bearer", vec![ch("Bearer", &[])]),
+            ("  bearer  ", vec![ch("bearer", &[])]),
+            ("Bearer realm=api", vec![ch("Bearer", &[("realm", "api")])]),
             (
                 "Bearer realm = \"a b\" ,error=x",
-                vec![
-                    Challenge::new("Bearer")
-                        .with_param("realm", "a b")
-                        .with_param("error", "x"),
-                ],
+                vec![ch("Bearer", &[("realm", "a b"), ("error", "x")])],
             ),
             (
                 r#"Bearer d="q\"uote\\back\slash""#,
-                vec![Challenge::new("Bearer").with_param("d", r#"q"uote\backslash"#)],
+                vec![ch("Bearer", &[("d", r#"q"uote\backslash"#)])],
             ),
             (
                 "Negotiate abc+/==, Basic realm=x",
                 vec![
-                    Challenge {
-                        scheme: "Negotiate".into(),
-                        token68: Some("abc+/==".into()),
-                        params: vec![],
-                    },
-                    Challenge::new("Basic").with_param("realm", "x"),
+                    Challenge::new_token68("Negotiate", "abc+/==").unwrap(),
+                    ch("Basic", &[("realm", "x")]),
                 ],
             ),
-            (
-                "Basic, Bearer",
-                vec![Challenge::new("Basic"), Challenge::new("Bearer")],
-            ),
+            ("Basic, Bearer", vec![ch("Basic", &[]), ch("Bearer", &[])]),
             (
                 ", ,Bearer a=1,, b=2 ,",
-                vec![Challenge::new("Bearer").with_param("a", "1").with_param("b", "2")],
+                vec![ch("Bearer", &[("a", "1"), ("b", "2")])],
             ),
             (
                 "Bearer a=\"\", b=\"é ü\"",
-                vec![
-                    Challenge::new("Bearer")
-                        .with_param("a", "")
-                        .with_param("b", "é ü"),
-                ],
+                vec![ch("Bearer", &[("a", ""), ("b", "é ü")])],
             ),
             ("", vec![]),
         ];
@@ -604,9 +925,143 @@ mod tests {
     }
 
     #[test]
+    fn entra_authentication_contexts_round_trip_through_claims() {
+        let request = StepUpRequest {
+            acr_values: vec![],
+            max_age: Some(600),
+            auth_context: Some("c1".into()),
+        };
+        let header = request
+            .challenge(Some("a stronger authentication is required"))
+            .to_string();
+        // Microsoft's documented claims challenge for context c1, after our RFC 9470 ones.
+        assert!(
+            header.ends_with(
+                r#"max_age=600, claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#
+            ),
+            "{header}"
+        );
+        assert_eq!(StepUpRequest::from_www_authenticate(&header), Ok(Some(request)));
+
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let read = |claims: String| {
+            let h = format!("Bearer error=insufficient_user_authentication, claims=\"{claims}\"");
+            StepUpRequest::from_www_authenticate(&h).map(|r| r.unwrap().auth_context)
+        };
+        type Context = Result<Option<String>, ChallengeError>;
+        let cases: Vec<(&str, String, Context)> = vec![
+            (
+                "the ID-token member, padded",
+                STANDARD.encode(r#"{"id_token":{"acrs":{"essential":true,"value":"c2"}}}"#),
+                Ok(Some("c2".into())),
+            ),
+            (
+                "values: any one of them",
+                URL_SAFE_NO_PAD.encode(r#"{"access_token":{"acrs":{"values":["c3","c4"]}}}"#),
+                Ok(Some("c3".into())),
+            ),
+            (
+                "a claims challenge without acrs (Entra's CAE) asks for no context",
+                STANDARD.encode(r#"{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}"#),
+                Ok(None),
+            ),
+            (
+                "not base64",
+                "*not base64*".into(),
+                Err(ChallengeError::InvalidClaims("*not base64*".into())),
+            ),
+            (
+                "base64 of no JSON object",
+                STANDARD.encode("[1]"),
+                Err(ChallengeError::InvalidClaims(STANDARD.encode("[1]"))),
+            ),
+        ];
+        for (what, claims, want) in cases {
+            assert_eq!(read(claims), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn an_rfc_9470_challenge_is_read_before_a_malformed_one_and_from_any_field_line() {
+        const STEP_UP: &str = "Bearer error=insufficient_user_authentication, max_age=5";
+        let found = Ok(Some(StepUpRequest {
+            acr_values: vec![],
+            max_age: Some(5),
+            auth_context: None,
+        }));
+        let line = |s: &str| s.as_bytes().to_vec();
+        let cases: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
+            (
+                "a broken challenge after it",
+                vec![line(&format!("{STEP_UP}, Broken \"x"))],
+                true,
+            ),
+            (
+                "a duplicate parameter in a later challenge",
+                vec![line(&format!("{STEP_UP}, Basic a=1, a=2"))],
+                true,
+            ),
+            (
+                "a broken line before the line with it",
+                vec![line("Broken \"x"), line(STEP_UP)],
+                true,
+            ),
+            (
+                "a line of other challenges first",
+                vec![line("Basic realm=x, DPoP algs=ES256"), line(STEP_UP)],
+                true,
+            ),
+            (
+                "obs-text in an unrelated challenge",
+                vec![[&b"Basic realm=\"caf\xe9\", "[..], STEP_UP.as_bytes()].concat()],
+                true,
+            ),
+            (
+                "a broken challenge before it, in its line: the list cannot be followed",
+                vec![line(&format!("Broken \"x, {STEP_UP}"))],
+                false,
+            ),
+        ];
+        for (what, lines, readable) in cases {
+            let got = StepUpRequest::from_www_authenticate_values(lines);
+            if readable {
+                assert_eq!(got, found, "{what}");
+            } else {
+                assert!(got.is_err(), "{what}: {got:?}");
+            }
+        }
+        assert_eq!(
+            StepUpRequest::from_www_authenticate_values(Vec::<&str>::new()),
+            Ok(None)
+        );
+        assert!(
+            StepUpRequest::from_www_authenticate_values(["Basic realm=x", "Bearer max_age=1, max_age=2"])
+                .is_err(),
+            "nothing found: the error is reported"
+        );
+    }
+
+    #[test]
     fn control_characters_never_reach_the_header() {
-        let c = Challenge::new("Bearer").with_param("error_description", "line\r\nInjected: yes");
-        assert_eq!(c.to_string(), "Bearer error_description=\"lineInjected: yes\"");
+        // The strict constructor refuses them ...
+        assert_eq!(
+            Challenge::bearer().with_param("error_description", "line\r\nInjected: yes"),
+            Err(ChallengeError::InvalidValue {
+                name: "error_description".into()
+            })
+        );
+        // ... and the RFC 9470 writer, which must not fail, drops them.
+        let request = StepUpRequest {
+            acr_values: vec!["a\r\nSet-Cookie:".into()],
+            max_age: None,
+            auth_context: None,
+        };
+        let c = request.challenge(Some("line\r\nInjected: yes"));
+        assert_eq!(
+            c.to_string(),
+            "Bearer error=\"insufficient_user_authentication\", \
+             error_description=\"lineInjected: yes\", acr_values=\"aSet-Cookie:\""
+        );
     }
 
     /// xorshift64*: deterministic pseudo-random input without a dependency.
@@ -618,6 +1073,99 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+    }
+
+    /// A random string of up to 8 characters from `alphabet`.
+    fn hostile(rng: &mut Rng, alphabet: &[char]) -> String {
+        let len = (rng.next() % 9) as usize;
+        (0..len)
+            .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+            .collect()
+    }
+
+    /// Builds challenges from hostile schemes, names, values and token68s. Whatever a
+    /// constructor accepts is exactly what the grammar allows, writes as a header value that
+    /// actix-web accepts, and parses back to one and the same challenge: no name or value can
+    /// add a parameter, a challenge or a header line.
+    #[test]
+    fn hostile_names_never_inject_and_what_builds_round_trips() {
+        use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
+
+        let alphabet: Vec<char> = "aZ9-_.~+/=\",; \t\r\n\\é\u{0}\u{7f}!#|".chars().collect();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let (mut built, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let scheme = hostile(&mut rng, &alphabet);
+            let mut challenge = match Challenge::new(scheme.clone()) {
+                Ok(c) => {
+                    assert!(is_token(&scheme), "{scheme:?} accepted");
+                    c
+                }
+                Err(e) => {
+                    assert!(!is_token(&scheme), "{scheme:?} refused: {e}");
+                    refused += 1;
+                    continue;
+                }
+            };
+            if rng.next().is_multiple_of(4) {
+                let token68 = hostile(&mut rng, &alphabet);
+                match Challenge::new_token68(scheme.clone(), token68.clone()) {
+                    Ok(c) => {
+                        assert!(is_token68(&token68), "{token68:?} accepted");
+                        assert_eq!(
+                            c.clone().with_param("a", "b"),
+                            Err(ChallengeError::Token68WithParams)
+                        );
+                        challenge = c;
+                    }
+                    Err(_) => assert!(!is_token68(&token68), "{token68:?} refused"),
+                }
+            } else {
+                for _ in 0..rng.next() % 4 {
+                    let (name, value) = (hostile(&mut rng, &alphabet), hostile(&mut rng, &alphabet));
+                    let duplicate = challenge.param(&name).is_some();
+                    match challenge.clone().with_param(name.clone(), value.clone()) {
+                        Ok(c) => {
+                            assert!(is_token(&name) && !duplicate && is_quotable(&value));
+                            challenge = c;
+                        }
+                        Err(e) => {
+                            let why = !is_token(&name) || duplicate || !is_quotable(&value);
+                            assert!(why, "{name:?}={value:?} refused: {e}");
+                        }
+                    }
+                }
+            }
+            built += 1;
+            let written = challenge.to_string();
+            assert!(HeaderValue::from_str(&written).is_ok(), "{written:?}");
+            let res = actix_web::HttpResponse::Unauthorized()
+                .insert_header((WWW_AUTHENTICATE, written.clone()))
+                .finish();
+            assert_eq!(res.status(), 401, "{written:?}");
+            assert_eq!(res.headers().get_all(WWW_AUTHENTICATE).count(), 1);
+            assert_eq!(
+                Challenge::parse_all(&written),
+                Ok(vec![challenge.clone()]),
+                "{written:?}"
+            );
+        }
+        assert!(
+            built > 1_000 && refused > 1_000,
+            "{built} built, {refused} refused"
+        );
+        // The named cases of the review.
+        for name in ["a=b", "a\"", "a,b", "a\r\nX-Evil: 1", "a b", "", "é"] {
+            assert!(Challenge::bearer().with_param(name, "v").is_err(), "{name:?}");
+            assert!(Challenge::new(name).is_err(), "{name:?}");
+        }
+        assert_eq!(
+            Challenge::bearer()
+                .with_param("realm", "a")
+                .unwrap()
+                .with_param("REALM", "b"),
+            Err(ChallengeError::DuplicateParam("REALM".into()))
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::fmt;
 use crate::auth_state::AuthState;
 use crate::requirement::{Requirement, StepUpRequest};
 
-/// Why a login does not satisfy a requirement.
+/// Why a login does not satisfy a requirement. `#[non_exhaustive]`, like the crate's other
+/// reasons and errors: a later version may tell more reasons apart, so a `match` on it needs a
+/// wildcard arm (a message for "another shortfall" is harmless; compare [`Decision`]).
 ///
 /// ```
 /// use actix_web_stepup::Shortfall;
@@ -14,6 +16,7 @@ use crate::requirement::{Requirement, StepUpRequest};
 /// assert_eq!(Shortfall::Stale.to_string(), "too old");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Shortfall {
     /// Neither an accepted `acr`, nor the `acrs` context, nor the accepted `amr`.
     WeakAuthentication,
@@ -22,7 +25,9 @@ pub enum Shortfall {
     /// A `max_age` applies and the token has no `auth_time` (OIDC Core §3.1.2.1 makes it
     /// REQUIRED when `max_age` was sent), so freshness cannot be shown.
     MissingAuthTime,
-    /// `auth_time` lies in the future beyond the clock skew: not believable.
+    /// `auth_time` lies more than the clock skew after the token arrived
+    /// ([`AuthState::received_at`]): not believable (the provider's clock runs fast), and it
+    /// stays refused however much later the login is used.
     FutureAuthTime,
 }
 
@@ -40,6 +45,10 @@ impl fmt::Display for Shortfall {
 
 /// The verdict of [`evaluate`]. A guard must act on it.
 ///
+/// Deliberately *not* `#[non_exhaustive]`, unlike [`Shortfall`] and the crate's errors: a
+/// new kind of verdict would be a breaking change, so that every guard decides what it means
+/// instead of letting it fall into a wildcard arm that might allow.
+///
 /// ```
 /// use actix_web_stepup::{Decision, Shortfall, StepUpRequest};
 ///
@@ -52,7 +61,8 @@ impl fmt::Display for Shortfall {
 pub enum Decision {
     /// Go ahead; the requirement holds until `valid_until` (Unix seconds), if it expires.
     Allow {
-        /// `auth_time` + `max_age` + clock skew; `None` without a `max_age`.
+        /// `auth_time` + `max_age` + clock skew, where an `auth_time` later than
+        /// `received_at` counts as `received_at`; `None` without a `max_age`.
         valid_until: Option<i64>,
     },
     /// Send the user to the provider for a stronger or fresher login.
@@ -113,8 +123,12 @@ impl fmt::Display for Decision {
 /// In order:
 /// 1. a role of `req` missing → [`Decision::Forbidden`] (never a step-up);
 /// 2. strong (an accepted `acr`, `acrs` context or `amr`) and, with a `max_age`, an
-///    `auth_time` neither older than `max_age` + skew (OIDC Core §3.1.3.7 rule 13) nor
-///    later than `now` + skew → [`Decision::Allow`];
+///    `auth_time` that is no later than `received_at` + skew and whose age at `now` is at
+///    most `max_age` + skew (OIDC Core §3.1.3.7 rule 13) → [`Decision::Allow`]. The age is
+///    real elapsed time: an `auth_time` after `received_at` (a provider clock that runs
+///    fast, within the skew) counts from `received_at`, so `valid_until` is never later than
+///    `received_at` + `max_age` + skew, and one beyond the skew is
+///    [`Shortfall::FutureAuthTime`] for good;
 /// 3. otherwise, if `auth` answered a step-up *for this requirement* and already fell short
 ///    when it arrived (`received_at`) → [`Decision::StepUpFailed`]: the provider did not or
 ///    could not do what was asked, and asking again would loop;
@@ -187,12 +201,18 @@ fn check(auth: &AuthState, req: &Requirement, now: i64) -> Result<Option<i64>, S
     };
     let auth_time = auth.auth_time.ok_or(Shortfall::MissingAuthTime)?;
     let skew = secs(req.clock_skew().as_secs());
-    if auth_time > now.saturating_add(skew) {
+    // `auth_time` is on the provider's clock, `received_at` and `now` on ours. Nobody
+    // authenticates after we received the token, so an `auth_time` beyond the skew past
+    // `received_at` is not believable, and stays so however late we look at it.
+    if auth_time > auth.received_at.saturating_add(skew) {
         return Err(Shortfall::FutureAuthTime);
     }
     // OIDC Core §3.1.3.7 rule 13: with max_age, check auth_time and re-authenticate when too
-    // much time has elapsed.
+    // much time has elapsed. Elapsed time is real time: the authentication happened no later
+    // than `received_at`, so a fast provider clock (within the skew) cannot push the deadline
+    // past `received_at` + max_age + skew, while an older `auth_time` keeps its earlier one.
     let valid_until = auth_time
+        .min(auth.received_at)
         .saturating_add(secs(max_age.as_secs()))
         .saturating_add(skew);
     if now > valid_until {
@@ -301,10 +321,10 @@ mod tests {
                 step_up(Shortfall::FutureAuthTime),
             ),
             (
-                "auth_time in the future within skew",
+                "auth_time in the future within skew: the window starts on arrival",
                 alice(MFA, json!(["mfa"]), NOW + 30),
                 Decision::Allow {
-                    valid_until: Some(NOW + 660),
+                    valid_until: Some(NOW + 630),
                 },
             ),
             (
@@ -344,6 +364,129 @@ mod tests {
         }
     }
 
+    /// The provider's clock against ours (OIDC Core §3.1.3.7 rule 13 is about real elapsed
+    /// time): the login arrived at `NOW` (`received_at`), its `auth_time` is on the provider's
+    /// clock, and the table asks at several later times. A fast provider clock must neither
+    /// lengthen the window nor turn a refusal into an Allow as time passes.
+    #[test]
+    fn the_clock_table() {
+        let req = salary();
+        let future = |answered| {
+            if answered {
+                Decision::StepUpFailed {
+                    request: req.step_up_request(),
+                    shortfall: Shortfall::FutureAuthTime,
+                }
+            } else {
+                step_up(Shortfall::FutureAuthTime)
+            }
+        };
+        // (case, auth_time, answered our step-up, now, decision)
+        let cases: Vec<(&str, i64, bool, i64, Decision)> = vec![
+            (
+                "provider 5 min ahead, on arrival",
+                NOW + 300,
+                true,
+                NOW,
+                future(true),
+            ),
+            (
+                "provider 5 min ahead, 5 min later: still refused, never Allow",
+                NOW + 300,
+                true,
+                NOW + 300,
+                future(true),
+            ),
+            (
+                "provider 5 min ahead, 10 min later",
+                NOW + 300,
+                true,
+                NOW + 600,
+                future(true),
+            ),
+            (
+                "provider 5 min ahead, not an answer: step up, also later",
+                NOW + 300,
+                false,
+                NOW + 400,
+                future(false),
+            ),
+            (
+                "provider ahead within the skew: the window starts on arrival",
+                NOW + 30,
+                true,
+                NOW,
+                Decision::Allow {
+                    valid_until: Some(NOW + 630),
+                },
+            ),
+            (
+                "provider ahead within the skew: stale after max_age + skew of real time",
+                NOW + 30,
+                true,
+                NOW + 631,
+                step_up(Shortfall::Stale),
+            ),
+            (
+                "a genuinely old auth_time keeps its own, earlier deadline",
+                NOW - 500,
+                false,
+                NOW,
+                Decision::Allow {
+                    valid_until: Some(NOW + 130),
+                },
+            ),
+            (
+                "a genuinely old auth_time goes stale at its own deadline",
+                NOW - 500,
+                false,
+                NOW + 131,
+                step_up(Shortfall::Stale),
+            ),
+            (
+                "provider 5 min behind: a shorter window, never a longer one",
+                NOW - 300,
+                true,
+                NOW + 331,
+                step_up(Shortfall::Stale),
+            ),
+        ];
+        for (name, auth_time, answered, now, want) in cases {
+            let mut login = alice(MFA, json!(["mfa"]), auth_time);
+            if answered {
+                login = login.answering_step_up("salary");
+            }
+            assert_eq!(evaluate(&login, &req, now), want, "case: {name}");
+        }
+    }
+
+    /// However far the app's clock runs, a future `auth_time` (beyond the skew, on arrival)
+    /// never turns into an Allow, and no Allow outlasts `received_at` + `max_age` + skew.
+    #[test]
+    fn no_later_time_allows_a_future_auth_time_or_outlasts_the_real_window() {
+        let req = salary();
+        for ahead in [31, 60, 299, 300, 3600] {
+            for answered in [false, true] {
+                let mut login = alice(MFA, json!(["mfa"]), NOW + ahead);
+                if answered {
+                    login = login.answering_step_up("salary");
+                }
+                for later in (0..=4000).step_by(7) {
+                    assert!(
+                        !evaluate(&login, &req, NOW + later).is_allowed(),
+                        "{ahead} s ahead, answered {answered}, {later} s later"
+                    );
+                }
+            }
+        }
+        for ahead in -700..=30 {
+            let login = alice(MFA, json!(["mfa"]), NOW + ahead);
+            if let Decision::Allow { valid_until: Some(t) } = evaluate(&login, &req, NOW) {
+                assert!(t <= NOW + 630, "{ahead} s: valid until {t}");
+            }
+        }
+    }
+
     #[test]
     fn acr_only_when_no_amr_is_accepted() {
         let req = Requirement::builder("salary")
@@ -358,6 +501,52 @@ mod tests {
             step_up(Shortfall::WeakAuthentication)
         );
         assert!(evaluate(&alice(MFA, json!([]), NOW), &req, NOW).is_allowed());
+    }
+
+    #[test]
+    fn a_role_with_a_space_is_one_role() {
+        let req = Requirement::builder("payroll")
+            .profile(Profile::Custom)
+            .role("HR Team")
+            .build()
+            .unwrap();
+        let member = auth(json!({"sub": "a", "amr": ["mfa"], "roles": ["HR Team", "sales"]}));
+        assert_eq!(
+            evaluate(&member, &req, NOW),
+            Decision::Allow { valid_until: None }
+        );
+        // A roles claim that is one space-separated string lists "HR" and "Team".
+        let split = auth(json!({"sub": "a", "amr": ["mfa"], "roles": "HR Team"}));
+        assert_eq!(
+            evaluate(&split, &req, NOW),
+            Decision::Forbidden {
+                missing_role: "HR Team".into()
+            }
+        );
+        assert_eq!(
+            req.to_string(),
+            "role HR Team and acr one of [http://schemas.openid.net/pape/policies/2007/06/multi-factor] or amr containing “mfa”"
+        );
+    }
+
+    #[test]
+    fn any_of_several_accepted_amr_values_is_strong_enough() {
+        let req = Requirement::builder("x")
+            .accept_any_amr(["mfa", "hwk"])
+            .build()
+            .unwrap();
+        let with = |amr: Value| auth(json!({"sub": "a", "amr": amr}));
+        assert!(evaluate(&with(json!(["hwk"])), &req, NOW).is_allowed());
+        assert!(evaluate(&with(json!(["pwd", "mfa"])), &req, NOW).is_allowed());
+        assert!(!evaluate(&with(json!(["pwd", "otp"])), &req, NOW).is_allowed());
+        assert_eq!(req.to_string(), "amr containing “mfa” or “hwk”");
+        // The single-value method replaces the set, as before.
+        let one = Requirement::builder("x")
+            .accept_any_amr(["mfa", "hwk"])
+            .accept_amr("hwk")
+            .build()
+            .unwrap();
+        assert!(!evaluate(&with(json!(["mfa"])), &one, NOW).is_allowed());
     }
 
     #[test]

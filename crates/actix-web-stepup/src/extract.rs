@@ -55,6 +55,32 @@ pub struct StepUpNeeded<'a> {
     pub shortfall: Shortfall,
 }
 
+impl<'a> StepUpNeeded<'a> {
+    /// The step-up [`StepUp<P>`] would hand over for `user` falling short of `requirement`:
+    /// its `request` is [`Requirement::step_up_request`]. For unit tests of an app's
+    /// [`StepUpApp::start_step_up`] (the fields stay public, to adjust).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_web_stepup::{AuthState, Requirement, Shortfall, StepUpNeeded};
+    ///
+    /// let salary = Requirement::builder("salary").accept_amr("mfa").max_age(Duration::from_secs(600)).build()?;
+    /// let alice = AuthState::new("alice", 1_800_000_000);
+    /// let needed = StepUpNeeded::new(&alice, &salary, Shortfall::WeakAuthentication);
+    /// assert_eq!(needed.request.max_age, Some(600));
+    /// assert_eq!(needed.requirement.name(), "salary");
+    /// # Ok::<(), actix_web_stepup::RequirementError>(())
+    /// ```
+    pub fn new(user: &'a AuthState, requirement: &'a Requirement, shortfall: Shortfall) -> Self {
+        Self {
+            user,
+            requirement,
+            request: requirement.step_up_request(),
+            shortfall,
+        }
+    }
+}
+
 /// Why [`StepUp<P>`] refuses a request without starting a step-up, handed to
 /// [`StepUpApp::refuse`].
 ///
@@ -281,7 +307,10 @@ pub trait StepUpApp: Send + Sync + 'static {
     }
 }
 
-/// RFC 9470 §3's `401` for a step-up, with a JSON body (`error`, `error_description`).
+/// RFC 9470 §3's `401` for a step-up, with a JSON body (`error`, `error_description`). The
+/// description follows the shortfall: a stronger authentication for a weak one, a more recent
+/// one for a stale one, a fresh one with a valid `auth_time` when it was missing or in the
+/// future.
 ///
 /// ```
 /// use actix_web::http::{StatusCode, header};
@@ -299,8 +328,12 @@ pub trait StepUpApp: Send + Sync + 'static {
 /// ```
 pub fn challenge_response(request: &StepUpRequest, shortfall: Shortfall) -> HttpResponse {
     let description = match shortfall {
+        Shortfall::WeakAuthentication => "a stronger authentication is required",
         Shortfall::Stale => "a more recent authentication is required",
-        _ => "a stronger authentication is required",
+        // Not a stronger login: a new one whose time the token states (and believably so).
+        Shortfall::MissingAuthTime | Shortfall::FutureAuthTime => {
+            "a fresh authentication with a valid auth_time is required"
+        }
     };
     HttpResponse::Unauthorized()
         .insert_header((

@@ -21,8 +21,9 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use actix_web::{web, App, Error, HttpRequest};
-//! use actix_web_stepup::{AuthState, BoxFuture, Profile, Protected, Requirement, Requirements, StepUp, StepUpApp};
+//! use actix_web::{dev::ServiceResponse, test, web, App, Error, HttpRequest};
+//! use actix_web_stepup::{AuthState, BoxFuture, Profile, Protected, Requirement, Requirements};
+//! use actix_web_stepup::{StepUp, StepUpApp, StepUpRequest};
 //!
 //! /// The salary pages' requirement, by name.
 //! struct SalaryAccess;
@@ -30,11 +31,15 @@
 //!     const NAME: &'static str = "salary";
 //! }
 //!
-//! /// The app's side: where the login is, how a step-up starts (here: the default, RFC 9470).
-//! struct Api;
+//! /// The app's side: where the login is (a real app reads its session or validates a bearer
+//! /// token; this one is handed a login) and how a step-up starts (the default: RFC 9470).
+//! struct Api(AuthState);
 //! impl StepUpApp for Api {
 //!     fn current_auth<'a>(&'a self, _req: &'a HttpRequest) -> BoxFuture<'a, Result<Option<AuthState>, Error>> {
-//!         Box::pin(async { Ok(None) }) // validate the bearer token or read the session here
+//!         Box::pin(async { Ok(Some(self.0.clone())) })
+//!     }
+//!     fn now(&self) -> i64 {
+//!         1_800_000_060
 //!     }
 //! }
 //!
@@ -42,24 +47,42 @@
 //!     format!("{} may see salaries until {:?}", access.user().display_name(), access.valid_until())
 //! }
 //!
-//! let requirements = Requirements::new()
-//!     .with(
-//!         Requirement::builder("salary")
-//!             .profile(Profile::Auth0)
-//!             .role("hr")
-//!             .max_age(Duration::from_secs(600))
-//!             .build()?,
-//!     )?;
-//! let requirements = web::Data::new(requirements);
-//! let app_data = Api.into_app_data();
-//! let app = move || {
-//!     App::new()
+//! /// `GET /salary` as `login`, in an app with the requirements and the `StepUpApp` as app data.
+//! async fn visit(requirements: &web::Data<Requirements>, login: AuthState) -> ServiceResponse {
+//!     let app = App::new()
 //!         .app_data(requirements.clone())
-//!         .app_data(app_data.clone())
-//!         .route("/employees/{id}/salary", web::get().to(salary))
-//! };
-//! # let _ = app;
+//!         .app_data(Api(login).into_app_data())
+//!         .route("/salary", web::get().to(salary));
+//!     let app = test::init_service(app).await;
+//!     test::call_service(&app, test::TestRequest::get().uri("/salary").to_request()).await
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let requirements = web::Data::new(Requirements::new().with(
+//!     Requirement::builder("salary")
+//!         .profile(Profile::Auth0)
+//!         .role("hr")
+//!         .max_age(Duration::from_secs(600))
+//!         .build()?,
+//! )?);
+//! let mut alice = AuthState::new("alice", 1_800_000_000);
+//! alice.roles = vec!["hr".into()];
+//! alice.amr = vec!["pwd".into()];
+//! alice.auth_time = Some(1_800_000_000);
+//!
+//! // A password-only login: RFC 9470's challenge asks for multi-factor, at most 600 s old.
+//! let res = visit(&requirements, alice.clone()).await;
+//! assert_eq!(res.status(), 401);
+//! let asked = StepUpRequest::from_www_authenticate_values(res.headers().get_all("www-authenticate"))?;
+//! assert_eq!(asked.unwrap().max_age, Some(600));
+//!
+//! // The same user after a second factor: the handler runs.
+//! alice.amr.push("mfa".into());
+//! let res = visit(&requirements, alice).await;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(test::read_body(res).await, "alice may see salaries until Some(1800000630)");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 //!
 //! # Security
@@ -70,16 +93,20 @@
 //!   role is never a reason to step up), then an accepted `acr`, Entra `acrs` context or
 //!   `amr` value being *present* (OIDC Core §3.1.3.7 rule 12: the client checks the `acr` it
 //!   got, since a provider may ignore `acr_values`, §5.5.1.1), then `auth_time` against
-//!   `max_age` with the clock skew you allow (rule 13), refusing a missing `auth_time` and
-//!   one in the future;
+//!   `max_age` with the clock skew you allow (rule 13) as real elapsed time, refusing a
+//!   missing `auth_time` and one more than the skew after the token arrived (a provider
+//!   clock running fast can neither lengthen the window nor wait its way into it);
 //! - **no redirect loop**: a login marked as the answer to a step-up for a requirement
 //!   ([`AuthState::answering_step_up`]) that fell short *on arrival* is refused, not sent
 //!   back to the provider;
-//! - **requirement values that are safe to send**: names and `acr`/`amr` values are plain
-//!   visible ASCII, so they travel in URLs and quoted strings unchanged;
-//! - **challenge syntax**: [`Challenge`] writes quoted strings with escapes and without
-//!   control characters (no header injection), and parses hostile input in linear time
-//!   without panicking.
+//! - **requirement values that are safe to send**: names and `acr`/`amr`/auth-context
+//!   values are plain visible ASCII, so they travel in URLs and quoted strings unchanged
+//!   (roles, only ever compared, may hold spaces but no control characters);
+//! - **challenge syntax**: a [`Challenge`] can only be built valid (scheme and parameter
+//!   names RFC 9110 tokens, each name once, a token68 or parameters, values quoted with
+//!   escapes and without control characters), so what it writes is one well-formed
+//!   challenge that no name or value can extend (no header injection); the parser reads
+//!   hostile input in linear time without panicking.
 //!
 //! What it leaves to the app:
 //!
@@ -91,8 +118,12 @@
 //!   code exchange, and marking the answer with [`AuthState::answering_step_up`] only when
 //!   it really answers that request (and is the same user: a step-up answered by another
 //!   account must not replace the session).
-//! - **sessions**: where the [`AuthState`] is kept, renewing the session id on every login
-//!   and step-up (session fixation), an absolute session lifetime, logout.
+//! - **sessions**: where the [`AuthState`] is kept, and keeping it **tamper-proof**: an
+//!   encrypted or signed cookie (such as actix-session's cookie store with a private or
+//!   signed key) or a server-side store, never a plain cookie or anything the client can
+//!   edit, since it would write its own `acr`, `amr`, `auth_time`, roles and `received_at`;
+//!   renewing the session id on every login and step-up (session fixation); an absolute
+//!   session lifetime; logout.
 //! - **CSRF** on state-changing routes, **open redirects** (a `return_to` must be a
 //!   same-site relative path), security headers, and what goes in logs (never a token).
 //! - **the clock**: [`StepUpApp::now`] is the time every decision is made at.
@@ -101,6 +132,11 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+/// The README's code, compiled with the doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod auth_state;
 mod challenge;

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::auth_state::AuthState;
 
 /// The multi-factor class of the OpenID Provider Authentication Policy Extension (PAPE),
@@ -71,7 +73,7 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(salary.name(), "salary");
-/// assert_eq!(salary.accept_amr(), Some("mfa"));
+/// assert_eq!(salary.accept_amr(), ["mfa"]);
 /// assert_eq!(
 ///     salary.to_string(),
 ///     "role hr and acr one of [http://schemas.openid.net/pape/policies/2007/06/multi-factor] \
@@ -83,7 +85,7 @@ pub struct Requirement {
     name: String,
     acr_values: Vec<String>,
     also_accept_acr: Vec<String>,
-    accept_amr: Option<String>,
+    accept_amr: Vec<String>,
     auth_context: Option<String>,
     max_age: Option<Duration>,
     roles: Vec<String>,
@@ -106,7 +108,7 @@ impl Requirement {
             name: name.into(),
             acr_values: Vec::new(),
             also_accept_acr: Vec::new(),
-            accept_amr: None,
+            accept_amr: Vec::new(),
             auth_context: None,
             max_age: None,
             roles: Vec::new(),
@@ -151,15 +153,18 @@ impl Requirement {
         &self.also_accept_acr
     }
 
-    /// The `amr` value (RFC 8176 §2) whose presence also satisfies the requirement.
+    /// The `amr` values (RFC 8176 §2) any one of which, present in the login's `amr`, also
+    /// satisfies the requirement; empty when `acr` (or `acrs`) alone decides.
     ///
     /// ```
     /// # use actix_web_stepup::{Profile, Requirement};
     /// let r = Requirement::builder("x").profile(Profile::Keycloak).build().unwrap();
-    /// assert_eq!(r.accept_amr(), None, "Keycloak: acr alone decides");
+    /// assert!(r.accept_amr().is_empty(), "Keycloak: acr alone decides");
+    /// let r = Requirement::builder("x").accept_any_amr(["mfa", "hwk"]).build().unwrap();
+    /// assert_eq!(r.accept_amr(), ["mfa", "hwk"]);
     /// ```
-    pub fn accept_amr(&self) -> Option<&str> {
-        self.accept_amr.as_deref()
+    pub fn accept_amr(&self) -> &[String] {
+        &self.accept_amr
     }
 
     /// Microsoft Entra ID's authentication context id: requested with the `claims` parameter
@@ -253,12 +258,12 @@ impl Requirement {
             .auth_context
             .as_ref()
             .is_some_and(|ctx| auth.acrs.contains(ctx));
-        // amr: the accepted method must be *present* (RFC 8176 §2: "mfa" = multiple factors).
+        // amr: an accepted method must be *present* (RFC 8176 §2: "mfa" = multiple factors).
         // A well-known sample of this check is inverted and refuses tokens whose amr has mfa.
         let amr_ok = self
             .accept_amr
-            .as_ref()
-            .is_some_and(|want| auth.amr.iter().any(|m| m == want));
+            .iter()
+            .any(|want| auth.amr.iter().any(|m| m == want));
         acr_ok || acrs_ok || amr_ok
     }
 
@@ -301,8 +306,9 @@ impl fmt::Display for Requirement {
         if let Some(context) = &self.auth_context {
             ways.push(format!("acrs containing the authentication context “{context}”"));
         }
-        if let Some(amr) = &self.accept_amr {
-            ways.push(format!("amr containing “{amr}”"));
+        if !self.accept_amr.is_empty() {
+            let any: Vec<String> = self.accept_amr.iter().map(|m| format!("“{m}”")).collect();
+            ways.push(format!("amr containing {}", any.join(" or ")));
         }
         if !self.roles.is_empty() {
             write!(f, "role {} and ", self.roles.join(", "))?;
@@ -335,8 +341,55 @@ pub struct StepUpRequest {
     /// `max_age` in seconds: how recent the authentication must be.
     pub max_age: Option<u64>,
     /// Microsoft Entra ID: the authentication context to ask for with the `claims`
-    /// parameter (`{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`).
+    /// parameter ([`StepUpRequest::id_token_claims`] for the authorization request; an API's
+    /// [`challenge`](StepUpRequest::challenge) carries it too).
     pub auth_context: Option<String>,
+}
+
+impl StepUpRequest {
+    /// The `claims` parameter (OIDC Core §5.5) for the authorization request of this step-up,
+    /// as JSON; the caller URL-encodes it with the other parameters.
+    ///
+    /// - with an Entra authentication context: `{"id_token":{"acrs":{"essential":true,
+    ///   "value":"c1"}}}`, the only way to ask Entra ID for one (send it always);
+    /// - otherwise, with `acr_values`: the essential `acr` claim, `{"id_token":{"acr":
+    ///   {"essential":true,"values":[…]}}}`, with which a provider fails the request rather
+    ///   than quietly issue a weaker token (§5.5.1.1). Send it only to a provider whose
+    ///   discovery document says `claims_parameter_supported: true`;
+    /// - `None` with neither.
+    ///
+    /// An API's challenge carries the access-token form instead
+    /// ([`StepUpRequest::challenge`]).
+    ///
+    /// ```
+    /// use actix_web_stepup::StepUpRequest;
+    ///
+    /// let entra = StepUpRequest { auth_context: Some("c1".into()), ..Default::default() };
+    /// assert_eq!(
+    ///     entra.id_token_claims().unwrap(),
+    ///     r#"{"id_token":{"acrs":{"essential":true,"value":"c1"}}}"#
+    /// );
+    /// let okta = StepUpRequest { acr_values: vec!["urn:okta:loa:2fa:any".into()], ..Default::default() };
+    /// assert_eq!(
+    ///     okta.id_token_claims().unwrap(),
+    ///     r#"{"id_token":{"acr":{"essential":true,"values":["urn:okta:loa:2fa:any"]}}}"#
+    /// );
+    /// assert_eq!(StepUpRequest::default().id_token_claims(), None);
+    /// ```
+    pub fn id_token_claims(&self) -> Option<String> {
+        if let Some(context) = &self.auth_context {
+            return Some(acrs_claims_request("id_token", context).to_string());
+        }
+        (!self.acr_values.is_empty())
+            .then(|| json!({"id_token": {"acr": {"essential": true, "values": self.acr_values}}}).to_string())
+    }
+}
+
+/// An essential `acrs` claim of `value` in the `member` (`id_token` or `access_token`) of an
+/// OIDC Core §5.5 claims request: how Microsoft Entra ID is asked for an authentication
+/// context ("Developer guide to Conditional Access authentication context").
+pub(crate) fn acrs_claims_request(member: &str, value: &str) -> Value {
+    json!({member: {"acrs": {"essential": true, "value": value}}})
 }
 
 /// "acr_values = X Y, authentication context c1, max_age = 600 s".
@@ -371,7 +424,7 @@ impl fmt::Display for StepUpRequest {
 ///     .profile(Profile::Okta) // replaces the amr set above
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(r.accept_amr(), Some("mfa"));
+/// assert_eq!(r.accept_amr(), ["mfa"]);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
@@ -379,7 +432,7 @@ pub struct RequirementBuilder {
     name: String,
     acr_values: Vec<String>,
     also_accept_acr: Vec<String>,
-    accept_amr: Option<String>,
+    accept_amr: Vec<String>,
     auth_context: Option<String>,
     max_age: Option<Duration>,
     roles: Vec<String>,
@@ -401,7 +454,7 @@ impl RequirementBuilder {
         let preset = profile.preset();
         self.acr_values = owned(preset.acr_values);
         self.also_accept_acr = owned(preset.also_accept_acr);
-        self.accept_amr = preset.accept_amr.map(str::to_owned);
+        self.accept_amr = owned(preset.accept_amr);
         self.auth_context = preset.auth_context.map(str::to_owned);
         self.profile = Some(profile);
         self
@@ -447,7 +500,7 @@ impl RequirementBuilder {
     pub fn phishing_resistant(mut self) -> Self {
         self.acr_values = vec![ACR_PHR.to_owned()];
         self.also_accept_acr = vec![ACR_PHRH.to_owned()];
-        self.accept_amr = None;
+        self.accept_amr.clear();
         self.auth_context = None;
         self.unoffered_class = self.profile.is_some_and(|p| !p.offers_phishing_resistant());
         self
@@ -489,15 +542,35 @@ impl RequirementBuilder {
         self
     }
 
-    /// Accepts a login whose `amr` contains `method` (RFC 8176 §2, e.g. `mfa`, `hwk`).
+    /// Accepts a login whose `amr` contains `method` (RFC 8176 §2, e.g. `mfa`, `hwk`), in
+    /// place of the `amr` values accepted so far.
     ///
     /// ```
     /// # use actix_web_stepup::Requirement;
     /// let r = Requirement::builder("x").accept_amr("hwk").build().unwrap();
-    /// assert_eq!(r.accept_amr(), Some("hwk"));
+    /// assert_eq!(r.accept_amr(), ["hwk"]);
     /// ```
     pub fn accept_amr(mut self, method: impl Into<String>) -> Self {
-        self.accept_amr = Some(method.into());
+        self.accept_amr = vec![method.into()];
+        self
+    }
+
+    /// Accepts a login whose `amr` contains any one of `methods` ("`mfa` or `hwk`"), in place
+    /// of the `amr` values accepted so far. No methods at all is [`acr_only`](Self::acr_only).
+    ///
+    /// ```
+    /// # use actix_web_stepup::{AuthState, Requirement};
+    /// let r = Requirement::builder("x").accept_any_amr(["mfa", "hwk"]).build().unwrap();
+    /// let mut login = AuthState::new("alice", 0);
+    /// login.amr = vec!["hwk".into()];
+    /// assert!(r.is_strong(&login), "a hardware key alone is enough here");
+    /// ```
+    pub fn accept_any_amr<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.accept_amr = methods.into_iter().map(Into::into).collect();
         self
     }
 
@@ -506,10 +579,10 @@ impl RequirementBuilder {
     /// ```
     /// # use actix_web_stepup::{Profile, Requirement};
     /// let r = Requirement::builder("x").profile(Profile::Auth0).acr_only().build().unwrap();
-    /// assert_eq!(r.accept_amr(), None);
+    /// assert!(r.accept_amr().is_empty());
     /// ```
     pub fn acr_only(mut self) -> Self {
-        self.accept_amr = None;
+        self.accept_amr.clear();
         self
     }
 
@@ -585,9 +658,12 @@ impl RequirementBuilder {
     ///
     /// - [`RequirementError::InvalidName`]: the name is empty, longer than 64 characters or
     ///   has characters other than `A-Z a-z 0-9 - _ .`;
-    /// - [`RequirementError::InvalidValue`]: an `acr`, `amr`, auth-context or role value is
-    ///   empty or has a character outside visible ASCII, a space, `"` or `\` (the values are
-    ///   sent space-separated and inside quoted strings, RFC 9470 §3);
+    /// - [`RequirementError::InvalidValue`]: an `acr`, `amr` or auth-context value is empty
+    ///   or has a character outside visible ASCII, a space, `"` or `\` (they are sent
+    ///   space-separated and inside quoted strings, RFC 9470 §3); or a role is empty, has a
+    ///   control character or starts or ends with whitespace. Roles are only compared, never
+    ///   sent, so `HR Team` is fine (a roles claim that is one space-separated string cannot
+    ///   carry it, an array can).
     /// - [`RequirementError::NoStrength`]: nothing would ever satisfy it (no `acr`, `amr` or
     ///   auth context accepted). An empty setting must not silently mean "any login".
     ///
@@ -598,6 +674,8 @@ impl RequirementBuilder {
     /// assert_eq!(err, RequirementError::NoStrength("salary".into()));
     /// let err = Requirement::builder("x").acr_values(["a\"b"]).build().unwrap_err();
     /// assert!(matches!(err, RequirementError::InvalidValue { .. }));
+    /// assert!(Requirement::builder("x").accept_amr("mfa").role("HR Team").build().is_ok());
+    /// assert!(Requirement::builder("x").accept_amr("mfa").role("hr\n").build().is_err());
     /// ```
     pub fn build(self) -> Result<Requirement, RequirementError> {
         let name_ok = !self.name.is_empty()
@@ -626,10 +704,14 @@ impl RequirementBuilder {
             .chain(self.auth_context.iter().map(|v| ("auth context", v)))
             .chain(self.roles.iter().map(|v| ("role", v)));
         for (what, value) in values {
-            let ok = !value.is_empty()
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            let ok = if what == "role" {
+                !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
+            } else {
+                !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            };
             if !ok {
                 return Err(RequirementError::InvalidValue {
                     what,
@@ -639,7 +721,7 @@ impl RequirementBuilder {
         }
         if self.acr_values.is_empty()
             && self.also_accept_acr.is_empty()
-            && self.accept_amr.is_none()
+            && self.accept_amr.is_empty()
             && self.auth_context.is_none()
         {
             return Err(RequirementError::NoStrength(self.name));
@@ -701,6 +783,10 @@ impl fmt::Display for RequirementError {
             RequirementError::InvalidName(name) => write!(
                 f,
                 "requirement name {name:?} must be 1 to 64 characters of A-Z a-z 0-9 - _ ."
+            ),
+            RequirementError::InvalidValue { what: "role", value } => write!(
+                f,
+                "role {value:?} must be non-empty, without control characters or surrounding spaces"
             ),
             RequirementError::InvalidValue { what, value } => write!(
                 f,
@@ -770,7 +856,7 @@ pub enum Profile {
 struct Preset {
     acr_values: &'static [&'static str],
     also_accept_acr: &'static [&'static str],
-    accept_amr: Option<&'static str>,
+    accept_amr: &'static [&'static str],
     auth_context: Option<&'static str>,
 }
 
@@ -794,25 +880,25 @@ impl Profile {
             Profile::Auth0 | Profile::Custom => Preset {
                 acr_values: &[PAPE_MULTI_FACTOR],
                 also_accept_acr: &[],
-                accept_amr: Some("mfa"),
+                accept_amr: &["mfa"],
                 auth_context: None,
             },
             Profile::Okta => Preset {
                 acr_values: &["urn:okta:loa:2fa:any"],
                 also_accept_acr: &["phr", "phrh"],
-                accept_amr: Some("mfa"),
+                accept_amr: &["mfa"],
                 auth_context: None,
             },
             Profile::Keycloak => Preset {
                 acr_values: &["gold"],
                 also_accept_acr: &["2"],
-                accept_amr: None,
+                accept_amr: &[],
                 auth_context: None,
             },
             Profile::Entra => Preset {
                 acr_values: &[],
                 also_accept_acr: &[],
-                accept_amr: None,
+                accept_amr: &[],
                 auth_context: Some("c1"),
             },
         }

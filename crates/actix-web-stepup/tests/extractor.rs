@@ -384,3 +384,49 @@ async fn a_scope_can_bring_its_own_step_up_app() {
     let api = test::call_service(&app, test::TestRequest::get().uri("/api/salary").to_request()).await;
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED, "the API scope challenges");
 }
+
+#[actix_web::test]
+async fn each_shortfall_is_described_for_what_it_needs() {
+    use actix_web_stepup::{Challenge, Shortfall, challenge_response};
+
+    let cases = [
+        (
+            Shortfall::WeakAuthentication,
+            "a stronger authentication is required",
+        ),
+        (Shortfall::Stale, "a more recent authentication is required"),
+        (
+            Shortfall::MissingAuthTime,
+            "a fresh authentication with a valid auth_time is required",
+        ),
+        (
+            Shortfall::FutureAuthTime,
+            "a fresh authentication with a valid auth_time is required",
+        ),
+    ];
+    for (shortfall, want) in cases {
+        let res = challenge_response(&StepUpRequest::default(), shortfall);
+        let header = res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let challenge = &Challenge::parse_all(header).unwrap()[0];
+        assert_eq!(challenge.param("error_description"), Some(want), "{shortfall:?}");
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error_description"], want, "{shortfall:?}");
+    }
+    // Through the extractor: a strong login without auth_time is asked for a fresh one.
+    let mut login = alice(&["mfa"], NOW);
+    login.auth_time = None;
+    let (status, challenge, _) = call_api(Some(login)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge
+            .unwrap()
+            .contains("a fresh authentication with a valid auth_time"),
+        "not a stronger one"
+    );
+}

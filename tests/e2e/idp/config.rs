@@ -120,7 +120,7 @@ async fn the_example_file_serves_every_sdk_callback_with_its_own_algorithm_and_i
     let spring = idp.as_client("spring-app");
     let (_, login) = spring.at_the_login_page(&spring.browser(), &[]).await;
     assert!(
-        login.text().contains("Spring Boot demo at localhost:8081"),
+        login.text().contains("Spring Boot demo (localhost:8081)"),
         "{}",
         login.text()
     );
@@ -217,6 +217,31 @@ async fn a_bad_file_stops_the_start_with_an_error_naming_the_file_the_entry_and_
             format!("include_demo_users = true\n{GOOD_CLIENT}[[users]]\nusername = \"alice\"\npassword = \"p\"\n"),
             &["users[3] (username \"alice\")", "username", "declared twice"],
         ),
+        (
+            "client-is-the-api.toml",
+            "[[clients]]\nclient_id = \"fabrikam-api\"\nclient_secret = \"s\"\nredirect_uris = [\"http://a/cb\"]\n".into(),
+            &["clients[0] (client_id \"fabrikam-api\")", "client_id", "is the API audience (API_AUDIENCE"],
+        ),
+        (
+            "bcrypt-hash.toml",
+            format!("{GOOD_CLIENT}[[users]]\nusername = \"dave\"\npassword_hash = \"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"\n"),
+            &["users[0] (username \"dave\")", "password_hash", "is a bcrypt hash", "argon2 PHC string"],
+        ),
+        (
+            "pbkdf2-hash.toml",
+            format!("{GOOD_CLIENT}[[users]]\nusername = \"erin\"\npassword_hash = \"$pbkdf2-sha256$29000$N2ZMrRVibHFOyRkDYAwBYA$Sa/5OaUq8bdxLtDh6bLA38qJ3wY8JnwVxDzYXqVbgOY\"\n"),
+            &["users[0] (username \"erin\")", "password_hash", "\"pbkdf2-sha256\" hash, not argon2"],
+        ),
+        (
+            "plain-text-hash.toml",
+            format!("{GOOD_CLIENT}[[users]]\nusername = \"frank\"\npassword_hash = \"frank-password\"\n"),
+            &["users[0] (username \"frank\")", "password_hash", "is not a PHC string"],
+        ),
+        (
+            "broken-argon2.toml",
+            format!("{GOOD_CLIENT}[[users]]\nusername = \"gina\"\npassword_hash = \"$argon2id$nonsense\"\n"),
+            &["users[0] (username \"gina\")", "password_hash", "not a valid argon2 PHC string"],
+        ),
         ("no-clients.toml", "include_demo_users = true\n".into(), &["no client is registered"]),
         ("syntax.toml", "[[clients]\nclient_id = \"b\"\n".into(), &[":1:"]),
     ];
@@ -237,22 +262,16 @@ async fn a_bad_file_stops_the_start_with_an_error_naming_the_file_the_entry_and_
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[tokio::test]
-async fn the_binary_refuses_a_bad_file_before_serving_anything() {
-    let dir = temp_dir();
-    let path = dir.join("bad.toml");
-    std::fs::write(
-        &path,
-        format!("{GOOD_CLIENT}[[users]]\nusername = \"dave\"\npassword = \"p\"\nemail = \"nope\"\n"),
-    )
-    .unwrap();
+/// Runs `fabrikam idp` with `IDP_CONFIG=path` and expects it to stop by itself, without
+/// announcing itself or listening; its stderr.
+async fn the_binary_refuses(path: &Path) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fabrikam"))
         .arg("idp")
-        .env("IDP_CONFIG", &path)
+        .env("IDP_CONFIG", path)
         .env("IDP_ADDR", port.to_string())
         .env_remove("IDP_ISSUER_URL")
         .env("RUST_LOG", "warn")
@@ -273,18 +292,69 @@ async fn the_binary_refuses_a_bad_file_before_serving_anything() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!status.success());
-    assert!(stderr.contains("bad.toml"), "{stderr}");
-    assert!(
-        stderr.contains("users[0] (username \"dave\")") && stderr.contains("email"),
-        "{stderr}"
-    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!status.success(), "{stderr}");
     assert!(
         String::from_utf8_lossy(&output.stdout).is_empty(),
         "it never announced itself"
     );
     assert!(std::net::TcpStream::connect(port).is_err(), "nothing listens");
+    stderr
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_file_before_serving_anything() {
+    let dir = temp_dir();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        format!("{GOOD_CLIENT}[[users]]\nusername = \"dave\"\npassword = \"p\"\nemail = \"nope\"\n"),
+    )
+    .unwrap();
+    let stderr = the_binary_refuses(&path).await;
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(
+        stderr.contains("users[0] (username \"dave\")") && stderr.contains("email"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_user_given_by_argon2_hash_signs_in_and_any_other_hash_stops_the_start() {
+    let dir = temp_dir();
+    let path = dir.join("hashes.toml");
+    let hash = fabrikam::idp::passwords::Argon2Pool::new(1)
+        .hash("dave-password")
+        .unwrap();
+    std::fs::write(
+        &path,
+        format!("{GOOD_CLIENT}[[users]]\nusername = \"dave\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let idp = TestIdp::start(TestProvider::builder().config_file(&path)).await;
+    let (_, tokens) = idp.login(&idp.browser(), "dave", &[]).await;
+    assert_eq!(tokens.id_claims["sub"], "dave");
+    // The hash is not the password.
+    let stranger = idp.browser();
+    let (_, page) = idp.at_the_login_page(&stranger, &[]).await;
+    let again = stranger.submit_login(&page, "dave", &hash).await;
+    assert!(!matches!(again, Landing::Callback(_)), "the hash signs nobody in");
+    // A bcrypt hash (what many user stores hold) stops the binary, naming the user.
+    std::fs::write(
+        &path,
+        format!(
+            "{GOOD_CLIENT}[[users]]\nusername = \"dave\"\npassword_hash = \"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW\"\n"
+        ),
+    )
+    .unwrap();
+    let stderr = the_binary_refuses(&path).await;
+    assert!(
+        stderr.contains("users[0] (username \"dave\")")
+            && stderr.contains("password_hash")
+            && stderr.contains("is a bcrypt hash"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

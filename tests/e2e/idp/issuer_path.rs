@@ -145,7 +145,7 @@ async fn the_intranet_signs_in_and_steps_up_against_a_provider_whose_issuer_has_
     let intranet_addr = intranet.local_addr().unwrap();
     let mut issuer = fabrikam::config::url_for(provider.local_addr().unwrap());
     issuer.set_path("/realms/fabrikam");
-    let (s, data_dir) = TestApp::settings(|s| s.idp_issuer_url = Some(issuer.clone()));
+    let (s, data_dir) = TestApp::settings(|s| s.idp_issuer_url = Some(issuer.to_string()));
     let demo = fabrikam::startup::demo(&s, intranet, provider).await.unwrap();
     assert_eq!(demo.issuer, issuer.as_str());
     tokio::spawn(demo.idp);
@@ -162,4 +162,64 @@ async fn the_intranet_signs_in_and_steps_up_against_a_provider_whose_issuer_has_
     let salary = app.submit_totp(&mfa, "alice").await;
     assert_eq!(salary.url.path(), "/employees/1/salary");
     assert!(salary.body.contains("104,000 EUR"), "{}", salary.body);
+}
+
+#[tokio::test]
+async fn an_issuer_with_a_slash_at_the_root_is_advertised_as_given_and_every_endpoint_is_served() {
+    use crate::app::TestApp;
+    let intranet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let provider = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let intranet_addr = intranet.local_addr().unwrap();
+    // As Auth0 spells its issuers: the root, with its slash.
+    let issuer = format!("http://{}/", provider.local_addr().unwrap());
+    let (s, data_dir) = TestApp::settings(|s| s.idp_issuer_url = Some(issuer.clone()));
+    let demo = fabrikam::startup::demo(&s, intranet, provider).await.unwrap();
+    assert_eq!(demo.issuer, issuer);
+    tokio::spawn(demo.idp);
+    tokio::spawn(demo.intranet);
+    let app = TestApp::attach(s, data_dir, intranet_addr, demo.idp_config).await;
+    let doc: Value = app
+        .idp
+        .api
+        .get(format!("{issuer}.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], issuer.as_str(), "exactly as given");
+    for endpoint in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+    ] {
+        let url = doc[endpoint].as_str().unwrap();
+        let path = url
+            .strip_prefix(issuer.as_str())
+            .unwrap_or_else(|| panic!("{endpoint} = {url}"));
+        assert!(!path.starts_with('/'), "{endpoint} = {url}: no //");
+        let r = app.idp.api.get(url).send().await.unwrap();
+        assert_ne!(r.status(), 404, "{endpoint} is served at {url}");
+    }
+    // The tokens carry it as iss, an RP verifies them, and the intranet signs in against it.
+    let (flow, tokens) = app.idp.login(&app.idp.browser(), "bob", &[]).await;
+    assert_eq!(tokens.id_claims["iss"], issuer.as_str());
+    assert_eq!(tokens.access_claims["iss"], issuer.as_str());
+    app.idp
+        .verify_id_token(&tokens.id_token, &flow.nonce)
+        .await
+        .unwrap();
+    assert_eq!(app.idp.userinfo(&tokens.access_token).await.status(), 200);
+    let start = app.get("/login?return_to=/customers").await;
+    let location = start.location().expect("a redirect to the provider");
+    assert!(
+        location.as_str().starts_with(&format!("{issuer}authorize?")),
+        "{location}"
+    );
+    let customers = app.login_to("alice", "/customers").await;
+    assert_eq!(customers.url.path(), "/customers");
+    assert_eq!(customers.status, reqwest::StatusCode::OK, "{}", customers.body);
 }

@@ -299,3 +299,49 @@ async fn logout_with_a_valid_hint_or_without_an_op_session_needs_no_confirmation
     let callback = browser.follow(browser.get(&url).await).await.callback();
     assert_eq!(callback.state.as_deref(), Some("s2"));
 }
+
+#[tokio::test]
+async fn an_access_token_or_a_token_for_no_registered_client_is_no_id_token_hint() {
+    let idp = spawn_idp(IdpOptions::default()).await;
+    // Both are signed by Fabrikam ID and name alice: a hint that were taken for an ID token
+    // would sign her out at once and send her back. Neither is an ID token for a client.
+    for what in ["an access token", "an ID token for no registered client"] {
+        let browser = idp.browser();
+        if what != "an access token" {
+            idp.set_next_token(json!({ "id_token_claims": { "aud": "not-a-client" } }))
+                .await;
+        }
+        let (_, tokens) = idp.login(&browser, "alice", &[]).await;
+        let hint = match what {
+            "an access token" => {
+                assert_eq!(jwt_header(&tokens.access_token)["typ"], "at+jwt");
+                tokens.access_token.clone()
+            }
+            _ => {
+                assert_eq!(tokens.id_claims["aud"], "not-a-client", "the deviation was used");
+                tokens.id_token.clone()
+            }
+        };
+        let response = browser
+            .get(&idp.logout_url(&[
+                ("id_token_hint", &hint),
+                ("post_logout_redirect_uri", &idp.post_logout_redirect_uri),
+            ]))
+            .await;
+        assert!(
+            response.headers().get("location").is_none(),
+            "{what}: no redirect"
+        );
+        let ask = browser.follow(response).await.expect_page("/logout");
+        assert!(
+            ask.text().contains("not an ID token issued to an application"),
+            "{what}: {}",
+            ask.text()
+        );
+        assert!(idp.signed_in(&browser).await, "{what}: asked, not signed out");
+        assert!(
+            ask.form().value("post_logout_redirect_uri").is_none(),
+            "{what}: no return address"
+        );
+    }
+}

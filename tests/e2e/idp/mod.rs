@@ -19,3 +19,5 @@ mod test_provider;
 mod testing_doc;
 mod throttle;
 mod token;
+mod userinfo;
+mod ways_out;

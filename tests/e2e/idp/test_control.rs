@@ -80,6 +80,40 @@ async fn test_control_signature_modes_break_verification() {
     assert!(none.id_token.ends_with('.'));
     assert!(idp.verify_id_token(&none.id_token, &flow.nonce).await.is_err());
 
+    // The algorithm-confusion forgery: the ID token MACed with HS256 under the client secret
+    // (no kid: no published key made it); the access token stays valid.
+    idp.set_next_token(json!({ "signature": "hs256-client-secret" }))
+        .await;
+    let (flow, hs) = idp.login(&idp.browser(), "alice", &[]).await;
+    let header = jwt_header(&hs.id_token);
+    assert_eq!((header["alg"].as_str(), header.get("kid")), (Some("HS256"), None));
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[CLIENT_ID]);
+    validation.set_issuer(&[idp.issuer_id.as_str()]);
+    let key = jsonwebtoken::DecodingKey::from_secret(CLIENT_SECRET.as_bytes()).unwrap();
+    let claims = jsonwebtoken::decode::<Value>(&hs.id_token, &key, &validation)
+        .expect("MACed with the client secret")
+        .claims;
+    assert_eq!(claims["nonce"], flow.nonce.as_str());
+    assert!(idp.verify_id_token(&hs.id_token, &flow.nonce).await.is_err());
+    assert_eq!(jwt_header(&hs.access_token)["alg"], "RS256");
+    assert_eq!(idp.userinfo(&hs.access_token).await.status(), 200);
+    // A public client has no secret to MAC with: refused when it is named.
+    let spa = fabrikam::idp::ClientRegistration::public("spa", ["http://127.0.0.1:5173/cb"]);
+    let provider = fabrikam::idp::TestProvider::builder()
+        .client(spa)
+        .start()
+        .await
+        .unwrap();
+    let next =
+        serde_json::from_value(json!({ "signature": "hs256-client-secret", "client_id": "spa" })).unwrap();
+    let refused = provider.set_next_token(&next).await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("400")
+            && format!("{refused:#}").contains("spa\\\" is a public client"),
+        "{refused:#}"
+    );
+
     // DELETE clears a deviation that was set but not yet used.
     idp.set_next_token(json!({ "signature": "none" })).await;
     let r = idp

@@ -132,3 +132,59 @@ async fn without_test_control_the_control_operations_fail_clearly() {
     assert!(format!("{error:#}").contains("404"), "{error:#}");
     assert!(provider.keys().await.is_err());
 }
+
+/// Whether `token`'s signature verifies with the key `idp`'s JWKS publishes under its `kid`
+/// (its claims are not checked: only whose key signed it).
+async fn signed_by_a_key_of(idp: &TestIdp, token: &str) -> bool {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = idp
+        .api
+        .get(idp.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let Some(jwk) = header.kid.as_deref().and_then(|kid| jwks.find(kid)) else {
+        return false;
+    };
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    jsonwebtoken::decode::<Value>(token, &key, &validation).is_ok()
+}
+
+#[tokio::test]
+async fn providers_of_one_process_share_the_rsa_key_unless_one_asks_for_its_own() {
+    let first = TestIdp::start(TestProvider::builder()).await;
+    let second = TestIdp::start(TestProvider::builder()).await;
+    let own = TestIdp::start(TestProvider::builder().own_rsa_key()).await;
+    let rs256 = |status: fabrikam::idp::keys::KeyStatus| status.current[&SigningAlg::RS256].clone();
+    let es256 = |status: fabrikam::idp::keys::KeyStatus| status.current[&SigningAlg::ES256].clone();
+    let (first_keys, second_keys, own_keys) = (
+        first.provider.keys().await.unwrap(),
+        second.provider.keys().await.unwrap(),
+        own.provider.keys().await.unwrap(),
+    );
+    // What the TestProvider documentation warns of: one RS256 key and kid for both...
+    assert_eq!(rs256(first_keys.clone()), rs256(second_keys.clone()));
+    let (_, tokens) = first.login(&first.browser(), "alice", &[]).await;
+    assert_eq!(jwt_header(&tokens.id_token)["alg"], "RS256");
+    assert!(signed_by_a_key_of(&first, &tokens.id_token).await);
+    assert!(
+        signed_by_a_key_of(&second, &tokens.id_token).await,
+        "another provider's JWKS verifies it: only iss tells them apart"
+    );
+    // ...but not for the provider with its own key, either way.
+    assert_ne!(rs256(own_keys.clone()), rs256(first_keys.clone()));
+    assert!(!signed_by_a_key_of(&own, &tokens.id_token).await);
+    let (flow, mine) = own.login(&own.browser(), "alice", &[]).await;
+    own.verify_id_token(&mine.id_token, &flow.nonce).await.unwrap();
+    assert!(signed_by_a_key_of(&own, &mine.id_token).await);
+    assert!(!signed_by_a_key_of(&first, &mine.id_token).await);
+    // P-256 keys are every provider's own.
+    assert_ne!(es256(first_keys), es256(second_keys));
+}

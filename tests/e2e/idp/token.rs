@@ -134,29 +134,34 @@ async fn a_users_outstanding_codes_are_capped_and_the_oldest_is_withdrawn_first(
     assert_eq!(idp.redeem_raw(&code, &flow.verifier).await.status(), 200);
 }
 
+/// The form of a token request for `code`, plus `extra` (client authentication in the body).
+fn token_form(idp: &TestIdp, code: &str, flow: &Flow, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = vec![
+        ("grant_type".into(), "authorization_code".into()),
+        ("code".into(), code.to_owned()),
+        ("redirect_uri".into(), idp.redirect_uri.clone()),
+        ("code_verifier".into(), flow.verifier.clone()),
+    ];
+    form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    form
+}
+
 #[tokio::test]
-async fn client_authentication_basic_and_post_work_and_a_wrong_secret_is_invalid_client() {
+async fn a_client_that_registers_no_method_authenticates_with_client_secret_basic_only() {
+    // The intranet's client registers no token_endpoint_auth_method: OIDC Dynamic Client
+    // Registration 1.0 §2 makes that client_secret_basic, and only that.
     let idp = spawn_idp(IdpOptions::default()).await;
+    assert_eq!(idp.client.token_endpoint_auth_method, None);
     let browser = idp.browser();
-    let form = |code: &str, flow: &Flow, extra: &[(&'static str, &'static str)]| {
-        let mut f: Vec<(String, String)> = vec![
-            ("grant_type".into(), "authorization_code".into()),
-            ("code".into(), code.to_owned()),
-            ("redirect_uri".into(), idp.redirect_uri.clone()),
-            ("code_verifier".into(), flow.verifier.clone()),
-        ];
-        f.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        f
-    };
-    let (flow, _) = idp.login(&browser, "alice", &[]).await;
-    let _ = flow;
+    // Signed in once; each code below comes by SSO.
+    idp.login(&browser, "alice", &[]).await;
 
     let (flow, code) = idp.sso_code(&browser, &[]).await;
     let wrong = idp
         .api
         .post(idp.url("/token"))
         .basic_auth(CLIENT_ID, Some("not-the-secret"))
-        .form(&form(&code, &flow, &[]))
+        .form(&token_form(&idp, &code, &flow, &[]))
         .send()
         .await
         .unwrap();
@@ -164,11 +169,14 @@ async fn client_authentication_basic_and_post_work_and_a_wrong_secret_is_invalid
     assert!(wrong.headers().get("www-authenticate").is_some());
     assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_client");
 
+    // The right secret in the body is the wrong method: refused, and the code stays unspent
+    // (client authentication comes before the code is taken).
     let (flow, code) = idp.sso_code(&browser, &[]).await;
     let post = idp
         .api
         .post(idp.url("/token"))
-        .form(&form(
+        .form(&token_form(
+            &idp,
             &code,
             &flow,
             &[("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)],
@@ -176,17 +184,84 @@ async fn client_authentication_basic_and_post_work_and_a_wrong_secret_is_invalid
         .send()
         .await
         .unwrap();
-    assert_eq!(post.status(), 200, "client_secret_post");
+    assert_eq!(post.status(), 401, "client_secret_post from a basic client");
+    assert_eq!(
+        post.headers()["www-authenticate"],
+        r#"Basic realm="Fabrikam ID""#,
+        "the challenge says which method to use"
+    );
+    let body: Value = post.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        "this client authenticates with client_secret_basic"
+    );
 
-    let (flow, code) = idp.sso_code(&browser, &[]).await;
     let none = idp
         .api
         .post(idp.url("/token"))
-        .form(&form(&code, &flow, &[("client_id", CLIENT_ID)]))
+        .form(&token_form(&idp, &code, &flow, &[("client_id", CLIENT_ID)]))
         .send()
         .await
         .unwrap();
-    assert_eq!(none.status(), 401);
+    assert_eq!(none.status(), 401, "no authentication at all");
+
+    let basic = idp
+        .api
+        .post(idp.url("/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&token_form(&idp, &code, &flow, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 200, "client_secret_basic");
+}
+
+#[tokio::test]
+async fn a_client_that_registers_client_secret_post_authenticates_with_it_only() {
+    let app = ClientRegistration::confidential("post-app", "p0st", ["http://127.0.0.1:18085/cb"])
+        .with_token_endpoint_auth_method(TokenAuthMethod::ClientSecretPost);
+    let idp = TestIdp::start(TestProvider::builder().client(app)).await;
+    let browser = idp.browser();
+    let (flow, code) = idp.code_after_login(&browser, "alice", &[]).await;
+    let basic = idp
+        .api
+        .post(idp.url("/token"))
+        .basic_auth("post-app", Some("p0st"))
+        .form(&token_form(&idp, &code, &flow, &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    assert!(
+        basic.headers().get("www-authenticate").is_some(),
+        "it tried Basic"
+    );
+    let body: Value = basic.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(
+        body["error_description"],
+        "this client authenticates with client_secret_post"
+    );
+    // The refusal spent nothing: the same code, posted as registered, is redeemed.
+    assert_eq!(
+        idp.api
+            .post(idp.url("/token"))
+            .form(&token_form(
+                &idp,
+                &code,
+                &flow,
+                &[("client_id", "post-app"), ("client_secret", "p0st")],
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // And the support client posts the secret for a client that registered post.
+    let (flow, code) = idp.sso_code(&browser, &[]).await;
+    idp.redeem(&code, &flow).await;
 }
 
 #[tokio::test]

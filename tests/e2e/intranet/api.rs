@@ -101,3 +101,69 @@ async fn the_api_refuses_a_jwt_that_is_not_typed_as_an_access_token() {
     let res = app.call_api(SALARY, Some(&tokens.id_token)).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_api_refuses_tokens_not_yet_valid_or_issued_in_the_future() {
+    let app = TestApp::spawn().await;
+    // RFC 7519 §4.1.5 (nbf), RFC 9068 §2.2 (iat required) and §4, with the one clock skew.
+    for (claims, what) in [
+        (json!({"nbf": now() + 3600}), "nbf an hour ahead"),
+        (json!({"iat": now() + 86_400}), "iat a day ahead"),
+        (json!({"iat": null}), "no iat"),
+        (json!({"nbf": "soon"}), "nbf not a number"),
+    ] {
+        app.idp
+            .set_next_token(json!({"access_token_claims": claims}))
+            .await;
+        // Password-only: validation fails before the policy is asked.
+        let token = app.access_token("alice", false).await;
+        let res = app.call_api(SALARY, Some(&token)).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{what}: {:?}", res.body);
+        assert!(
+            res.challenge.unwrap_or_default().contains("invalid_token"),
+            "{what}"
+        );
+    }
+    // In the past, or ahead within the skew: valid (a weak token then meets the policy's
+    // challenge, not invalid_token; a strong one gets the salary).
+    app.idp
+        .set_next_token(json!({"access_token_claims": {"iat": now() + 10}}))
+        .await;
+    let weak = app.access_token("alice", false).await;
+    let res = app.call_api(SALARY, Some(&weak)).await;
+    assert!(
+        res.challenge
+            .unwrap_or_default()
+            .contains("insufficient_user_authentication")
+    );
+    app.idp
+        .set_next_token(json!({"access_token_claims": {"nbf": now() - 60, "iat": now() - 60}}))
+        .await;
+    let strong = app.access_token("alice", true).await;
+    let res = app.call_api(SALARY, Some(&strong)).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.body);
+}
+
+#[tokio::test]
+async fn with_the_entra_profile_the_challenge_carries_the_authentication_context_as_claims() {
+    let app = TestApp::spawn_with(|s| s.stepup_profile = fabrikam::config::StepUpProfile::Entra).await;
+    let weak = app.access_token("alice", false).await;
+    let res = app.call_api(SALARY, Some(&weak)).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let challenge = res.challenge.expect("a challenge");
+    // Base64 of {"access_token":{"acrs":{"essential":true,"value":"c1"}}}, as Microsoft's
+    // claims challenges spell it.
+    assert!(
+        challenge.ends_with(
+            r#"max_age=600, claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19""#
+        ),
+        "{challenge}"
+    );
+    let asked = StepUpRequest::from_www_authenticate(&challenge)
+        .unwrap()
+        .expect("an RFC 9470 challenge");
+    assert_eq!(
+        (asked.auth_context.as_deref(), asked.acr_values.len()),
+        (Some("c1"), 0)
+    );
+}

@@ -62,6 +62,19 @@ async fn forged_or_misaddressed_id_tokens_create_no_session() {
 }
 
 #[tokio::test]
+async fn an_id_token_that_expired_within_the_clock_skew_is_accepted() {
+    // OIDC Core §3.1.3.7 rule 9 with the intranet's one 30 s allowance for clock skew, as
+    // access and logout tokens get.
+    let app = TestApp::spawn().await;
+    app.idp
+        .set_next_token(json!({"id_token_claims": {"exp": now() - 10}}))
+        .await;
+    let page = app.login_to("alice", "/customers").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.url.path(), "/customers");
+}
+
+#[tokio::test]
 async fn a_forged_step_up_token_does_not_upgrade_the_session() {
     let app = TestApp::spawn().await;
     app.login_as("alice").await;
@@ -96,4 +109,25 @@ async fn roles_and_extra_claims_come_from_the_validated_token() {
     other.login_as("alice").await;
     let page = other.get("/employees/1/salary").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "no roles claim: no hr");
+}
+
+#[tokio::test]
+async fn an_id_token_macd_with_the_client_secret_is_refused_at_the_callback() {
+    // The algorithm-confusion forgery: HS256 keyed with the intranet's own client secret, which
+    // anyone holding that secret could have made. The intranet expects the provider's
+    // asymmetric signature (it never accepts an HMAC algorithm), so no session.
+    let app = TestApp::spawn().await;
+    app.idp
+        .set_next_token(json!({"signature": "hs256-client-secret"}))
+        .await;
+    let page = app.login_to("alice", "/customers").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(page.body.contains("could not be verified"), "{}", page.body);
+    assert_eq!(
+        app.get("/customers").await.status,
+        StatusCode::FOUND,
+        "no session"
+    );
+    assert_eq!(app.get("/me").await.status, StatusCode::FOUND, "no session");
 }

@@ -95,7 +95,8 @@ async fn callbacks_are_single_use_and_bound_to_the_browser() {
     let stolen = app.get_with(&other, callback.as_str()).await;
     assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
 
-    // Tampered state: refused, and the pending login is gone.
+    // Tampered state: refused, and nothing changes (a page that sends the browser to
+    // /callback with a made-up state cannot cancel the sign-in in progress).
     let mut tampered = callback.clone();
     let pairs: Vec<(String, String)> = callback
         .query_pairs()
@@ -109,40 +110,71 @@ async fn callbacks_are_single_use_and_bound_to_the_browser() {
         })
         .collect();
     tampered.query_pairs_mut().clear().extend_pairs(pairs);
-    assert_eq!(app.get(tampered.as_str()).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        app.get(callback.as_str()).await.status,
-        StatusCode::BAD_REQUEST,
-        "pending login taken once"
+    let refused = app.get(tampered.as_str()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("does not belong to this browser"),
+        "{}",
+        refused.body
     );
     assert_eq!(
         app.get("/customers").await.status,
         StatusCode::FOUND,
         "no session"
     );
+    // The genuine answer still completes the sign-in, once.
+    let genuine = app.get(callback.as_str()).await;
+    assert_eq!(genuine.status, StatusCode::FOUND, "{}", genuine.body);
+    assert_eq!(app.get("/customers").await.status, StatusCode::OK);
+    let again = app.get(callback.as_str()).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "pending login taken once");
+    assert!(again.body.contains("No sign-in is in progress"), "{}", again.body);
 }
 
-#[tokio::test]
-async fn a_replayed_code_is_refused_by_the_provider_and_creates_no_session() {
-    let app = TestApp::spawn().await;
-    let first = app.callback_url("alice").await;
-    let code = first
+/// A code from `callback`, and a callback path that hands it to another browser's own login
+/// (with that browser's state): code injection (OAuth 2.0 Security BCP, RFC 9700 §4.5).
+async fn inject(app: &TestApp, other: &reqwest::Client, callback: &url::Url) -> String {
+    let code = callback
         .query_pairs()
         .find(|(k, _)| k == "code")
         .unwrap()
         .1
         .to_string();
+    let start = app.get_with(other, "/login").await;
+    let state = start.location_param("state").unwrap();
+    format!("/callback?code={}&state={}", urlencode(&code), urlencode(&state))
+}
+
+#[tokio::test]
+async fn a_code_stolen_before_use_signs_in_nobody_in_another_browser() {
+    // alice's browser has a code it has not used yet; an attacker's browser, with a login of
+    // its own in progress, gets that code with its own state. The state matches, but the
+    // code was bound to alice's PKCE challenge (RFC 7636 §4.6), so the provider refuses it.
+    let app = TestApp::spawn().await;
+    let unused = app.callback_url("alice").await;
+    let attacker = app.new_browser();
+    let injected = inject(&app, &attacker, &unused).await;
+    let refused = app.get_with(&attacker, &injected).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("Sign-in failed"), "{}", refused.body);
+    assert_eq!(
+        app.get_with(&attacker, "/customers").await.status,
+        StatusCode::FOUND,
+        "no session for the attacker"
+    );
+}
+
+#[tokio::test]
+async fn a_used_code_signs_in_nobody_in_another_browser() {
+    let app = TestApp::spawn().await;
+    let first = app.callback_url("alice").await;
     assert_eq!(
         app.get(first.as_str()).await.status,
         StatusCode::FOUND,
         "first use logs in"
     );
-
-    // A second browser starts its own login and is handed the used code with its own state.
     let other = app.new_browser();
-    let start = app.get_with(&other, "/login").await;
-    let state = start.location_param("state").unwrap();
-    let replay = format!("/callback?code={}&state={}", urlencode(&code), urlencode(&state));
+    let replay = inject(&app, &other, &first).await;
     let refused = app.get_with(&other, &replay).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert_eq!(
@@ -150,47 +182,44 @@ async fn a_replayed_code_is_refused_by_the_provider_and_creates_no_session() {
         StatusCode::FOUND,
         "no session"
     );
+    // (The provider's own refusal of a second redemption, PKCE aside, is tested in
+    // idp::token.)
 }
 
 #[tokio::test]
 async fn provider_errors_on_the_callback_are_explained() {
+    // (access_denied, the person's Cancel, has its own calm page: intranet::cancel.)
     let app = TestApp::spawn().await;
     let start = app.get("/login").await;
     let state = start.location_param("state").unwrap();
     let page = app
         .get(&format!(
-            "/callback?error=access_denied&error_description=%3Cscript%3E&state={state}"
+            "/callback?error=server_error&error_description=%3Cscript%3E&state={state}"
         ))
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("access_denied"));
+    assert!(page.body.contains("server_error"));
     assert!(!page.body.contains("<script>"), "provider text is escaped");
 }
 
 #[tokio::test]
 async fn a_tampered_session_cookie_is_anonymous() {
     let app = TestApp::spawn().await;
-    let start = app.plain.get(app.url("/login")).send().await.unwrap();
-    let cookie = start
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("fabrikam_session="))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .unwrap();
-    // Flip one character in the middle of the encrypted value.
+    app.login_as("alice").await;
+    let cookie = app.cookie("fabrikam_session").expect("a session cookie");
+    let customers = |value: String| {
+        app.plain
+            .get(app.url("/customers"))
+            .header("cookie", format!("fabrikam_session={value}"))
+            .send()
+    };
+    // The signed-in cookie, sent by a client without a jar, opens the page...
+    assert_eq!(customers(cookie.clone()).await.unwrap().status(), StatusCode::OK);
+    // ...and with one character changed in the middle of the encrypted value, it does not.
     let mut bytes = cookie.into_bytes();
     let mid = bytes.len() / 2;
     bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
-    let forged = String::from_utf8(bytes).unwrap();
-    let res = app
-        .plain
-        .get(app.url("/customers"))
-        .header("cookie", format!("fabrikam_session={forged}"))
-        .send()
-        .await
-        .unwrap();
+    let res = customers(String::from_utf8(bytes).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     assert!(res.headers()["location"].to_str().unwrap().starts_with("/login"));
 }

@@ -57,3 +57,49 @@ async fn logout_needs_the_csrf_token_and_ends_both_sessions() {
         "provider session gone: the password is asked again"
     );
 }
+
+#[tokio::test]
+async fn a_tab_opened_before_a_step_up_can_still_sign_out_after_confirming() {
+    let app = TestApp::spawn().await;
+    let old_tab = app.login_as("alice").await;
+    // The step-up renews the session and its CSRF token: the old tab's form is stale.
+    let salary = app.step_up_with_totp("alice", "/employees/1/salary").await;
+    assert_ne!(TestApp::csrf_of(&old_tab), TestApp::csrf_of(&salary));
+    let stale = app.sign_out_from(&old_tab).await;
+    assert_eq!(
+        stale.status,
+        StatusCode::FORBIDDEN,
+        "the stale form alone signs nobody out"
+    );
+    assert!(stale.body.contains("This form has expired"), "{}", stale.body);
+    assert!(
+        stale.body.contains("Do you want to sign out now?"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(
+        app.get("/customers").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    // The confirmation's own form carries the current token, and signs out.
+    let confirm = crate::html::forms(&stale.body)
+        .into_iter()
+        .rfind(|f| f.action == "/logout")
+        .expect("a sign-out form on the page");
+    assert_eq!(
+        confirm.value("csrf_token"),
+        Some(TestApp::csrf_of(&salary).as_str())
+    );
+    let out = app.post_form(app.url("/logout"), &confirm.hidden()).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    app.follow(out).await;
+    assert_eq!(
+        app.get("/customers").await.status,
+        StatusCode::FOUND,
+        "signed out"
+    );
+    // Signed out, a stale form says so rather than offering to sign out again.
+    let again = app.sign_out_from(&old_tab).await;
+    assert!(again.body.contains("already signed out"), "{}", again.body);
+}

@@ -2,11 +2,18 @@
 //! per journey or endpoint. Hostile cases are driven through Fabrikam ID's test-control API.
 
 mod api;
+mod backchannel;
+mod cancel;
+mod database;
+mod demo_guide;
 mod hostile_tokens;
 mod login;
 mod logout;
+mod methods;
 mod pages;
 mod provider;
+pub mod readiness;
+mod sessions;
 mod step_up;
 
 /// The multi-factor class the intranet asks for by default.

@@ -1,21 +1,25 @@
-//! The one clock of Fabrikam ID, in Unix seconds (`i64` everywhere).
+//! A server's one clock, in Unix seconds (`i64` everywhere). Fabrikam ID and the intranet
+//! each have their own; a test shifts either without touching the other's or the machine's.
 //!
-//! Two readings of it: [`Clock::now`] is the provider's time — real time shifted by the
+//! The intranet reads only [`Clock::now`] (`intranet::state::AppState::now`). Fabrikam ID reads
+//! it two ways: [`Clock::now`] is the provider's time — real time shifted by the
 //! test-control offset — and dates everything the provider issues or checks against what it
 //! issued (tokens, codes, `auth_time`, `max_age`, key grace periods). [`Clock::real`] is real
 //! time, unshifted, for what must follow the wall clock whatever a test does: TOTP codes
 //! (RFC 6238 §4 counts from the Unix epoch, as the person's authenticator app does),
 //! throttles and lock-outs, and how long pending sign-ins and remembered browsers live.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Offsets beyond a century are refused, so no time arithmetic can overflow.
 pub const MAX_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
 
-/// Real time plus an offset that test control may set.
-#[derive(Debug, Default)]
+/// Real time plus an offset that a test may set (Fabrikam ID's through test control, the
+/// intranet's through the handle in `Settings::intranet_clock`). Clones share the offset.
+#[derive(Debug, Clone, Default)]
 pub struct Clock {
-    offset_secs: AtomicI64,
+    offset_secs: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -31,6 +35,11 @@ impl Clock {
 
     pub fn offset(&self) -> i64 {
         self.offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// Moves [`Clock::now`] `secs` further from real time (a test's "wait").
+    pub fn advance(&self, secs: i64) -> Result<(), OffsetOutOfRange> {
+        self.set_offset(self.offset().saturating_add(secs))
     }
 
     /// Shifts [`Clock::now`] by `secs` from real time; refused beyond ±[`MAX_OFFSET_SECS`].
@@ -61,5 +70,8 @@ mod tests {
         assert_eq!(clock.set_offset(MAX_OFFSET_SECS + 1), Err(OffsetOutOfRange));
         assert_eq!(clock.set_offset(i64::MIN), Err(OffsetOutOfRange));
         assert_eq!(clock.offset(), 3600, "a refused offset changes nothing");
+        let handle = clock.clone();
+        handle.advance(60).unwrap();
+        assert_eq!(clock.offset(), 3660, "clones share the offset");
     }
 }
