@@ -2,6 +2,10 @@
 //! audit trail, on SQLite through `sqlx`. Every query lives here; handlers call methods.
 //!
 //! The schema and the demo data are `sqlx` migrations under `migrations/`, applied at start.
+//!
+//! Audit rows are written by group commit ([`Database::record`]): concurrent callers' rows go
+//! to the database in one transaction, and each caller is answered only once the transaction
+//! that carries its row has committed (durability: `docs/architecture.md`, "The audit trail").
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -10,7 +14,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Customer {
@@ -140,7 +147,19 @@ pub struct Database {
     pool: SqlitePool,
     /// The file, as it was when opened (`None` in memory).
     file: Option<Arc<DbFile>>,
+    /// The group-commit writer of audit rows (one task per database opened).
+    audit: mpsc::Sender<PendingRow>,
 }
+
+/// An audit row waiting for its transaction, and who to tell when it has committed.
+type PendingRow = (AuditEntry, oneshot::Sender<sqlx::Result<()>>);
+
+/// The most rows one audit transaction carries. Rows queue while a transaction commits; the
+/// next one takes up to this many of them.
+const MAX_AUDIT_BATCH: usize = 512;
+
+/// Rows that may wait for the writer before callers wait to queue theirs (backpressure).
+const AUDIT_QUEUE: usize = 4096;
 
 /// The database file as opened: SQLite keeps writing to an open file that was deleted or
 /// replaced (the rows then vanish with it), and chmod does not stop an open connection, so
@@ -228,10 +247,14 @@ impl Database {
         } else {
             SqlitePoolOptions::new().max_connections(4)
         };
+        // WAL with synchronous=FULL: a commit returns once the WAL is synced to the disk, so
+        // a committed row survives a process kill and a power loss (docs/architecture.md).
         let options = if in_memory {
             options
         } else {
-            options.journal_mode(SqliteJournalMode::Wal)
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
         };
         let path = (!in_memory).then(|| options.get_filename().to_owned());
         let options = if in_memory {
@@ -263,7 +286,9 @@ impl Database {
             )),
             None => None,
         };
-        Ok(Self { pool, file })
+        let (audit, queue) = mpsc::channel(AUDIT_QUEUE);
+        tokio::spawn(write_audit_rows(pool.clone(), file.clone(), queue));
+        Ok(Self { pool, file, audit })
     }
 
     /// Whether the file still is the one opened, and writable (always, in memory).
@@ -275,11 +300,7 @@ impl Database {
     /// is gone, replaced or read-only, and failed if it turned out so by the time the write
     /// was done — then it went to a file nobody will read again.
     async fn durably<T>(&self, write: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
-        let unusable = |problem: FileProblem| sqlx::Error::Io(std::io::Error::other(problem));
-        self.check_file().map_err(unusable)?;
-        let done = write.await?;
-        self.check_file().map_err(unusable)?;
-        Ok(done)
+        durably(self.file.as_deref(), write).await
     }
 
     /// Whether the database answers within `timeout` and its file can be written.
@@ -331,23 +352,18 @@ impl Database {
         .await
     }
 
-    /// Appends one audit row.
+    /// Appends one audit row, and returns once it is committed to the file opened (refused when
+    /// that file was removed, replaced or made read-only).
+    /// Concurrent calls share a transaction (group commit): a caller waits for at most the
+    /// transaction under way and its own, however many callers there are.
     pub async fn record(&self, entry: &AuditEntry) -> sqlx::Result<()> {
-        self.durably(async {
-            sqlx::query(
-                "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(entry.at)
-            .bind(&entry.subject)
-            .bind(entry.event.as_str())
-            .bind(&entry.request_id)
-            .bind(&entry.client_addr)
-            .bind(&entry.detail)
-            .execute(&self.pool)
+        let stopped = || sqlx::Error::Io(std::io::Error::other("the audit writer has stopped"));
+        let (done, committed) = oneshot::channel();
+        self.audit
+            .send((entry.clone(), done))
             .await
-            .map(|_| ())
-        })
-        .await
+            .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 
     /// A page of audit rows, newest first, and how many rows match in all.
@@ -499,6 +515,71 @@ impl Database {
             .await
             .map(|_| ())
     }
+}
+
+/// A write that must last: refused if the file is gone, replaced or read-only, and failed if
+/// it turned out so by the time the write was done — then it went to a file nobody will read
+/// again.
+async fn durably<T>(file: Option<&DbFile>, write: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
+    let check = || file.map_or(Ok(()), DbFile::check);
+    let unusable = |problem: FileProblem| sqlx::Error::Io(std::io::Error::other(problem));
+    check().map_err(unusable)?;
+    let done = write.await?;
+    check().map_err(unusable)?;
+    Ok(done)
+}
+
+/// The audit writer: takes every row queued (up to [`MAX_AUDIT_BATCH`]), writes them in one
+/// transaction, answers their callers, and starts again. While a transaction commits, the
+/// next rows queue up: the busier the site, the more rows a commit carries. A transaction
+/// that fails is retried row by row, so each caller gets its own row's outcome. Ends when
+/// every `Database` handle is gone.
+async fn write_audit_rows(
+    pool: SqlitePool,
+    file: Option<Arc<DbFile>>,
+    mut queue: mpsc::Receiver<PendingRow>,
+) {
+    let mut batch = Vec::with_capacity(MAX_AUDIT_BATCH);
+    while queue.recv_many(&mut batch, MAX_AUDIT_BATCH).await > 0 {
+        let rows: Vec<&AuditEntry> = batch.iter().map(|(entry, _)| entry).collect();
+        let outcome = durably(file.as_deref(), insert_audit_rows(&pool, &rows)).await;
+        match outcome {
+            Ok(()) => {
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let (_, done) = batch.pop().expect("one row");
+                let _ = done.send(Err(e));
+            }
+            Err(_) => {
+                for (entry, done) in batch.drain(..) {
+                    let one = durably(file.as_deref(), insert_audit_rows(&pool, &[&entry])).await;
+                    let _ = done.send(one);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `rows` in one transaction.
+async fn insert_audit_rows(pool: &SqlitePool, rows: &[&AuditEntry]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    for entry in rows {
+        sqlx::query(
+            "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.at)
+        .bind(&entry.subject)
+        .bind(entry.event.as_str())
+        .bind(&entry.request_id)
+        .bind(&entry.client_addr)
+        .bind(&entry.detail)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod app;
 mod audit;
+mod audit_load;
 mod html;
 mod idp;
 pub mod intranet;
