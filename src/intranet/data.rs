@@ -7,10 +7,12 @@
 //! to the database in one transaction, and each caller is answered only once the transaction
 //! that carries its row has committed (durability: `docs/architecture.md`, "The audit trail").
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -149,6 +151,38 @@ pub struct Database {
     file: Option<Arc<DbFile>>,
     /// The group-commit writer of audit rows (one task per database opened).
     audit: mpsc::Sender<PendingRow>,
+    /// Customers, employees and salaries as last read (the intranet never writes them).
+    directory: Arc<Cached>,
+}
+
+/// How old the cached customers, employees and salaries may get before a page reads them
+/// again: a change made to the file by hand shows within this long.
+pub const DIRECTORY_REFRESH: Duration = Duration::from_secs(2);
+
+/// The read-mostly business data, read in one go, and when.
+#[derive(Debug)]
+struct Cached {
+    current: RwLock<(Instant, Arc<Directory>)>,
+    /// Whether a page is reading it again now (the others keep using the copy they have).
+    refreshing: AtomicBool,
+}
+
+/// Clears [`Cached::refreshing`] when the read ends, finished or not (a page whose client
+/// went away drops its future mid-read).
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Customers by company, employees by name, salary histories oldest first: what the pages show.
+#[derive(Debug, Default)]
+struct Directory {
+    customers: Vec<Customer>,
+    employees: Vec<Employee>,
+    salaries: HashMap<i64, Vec<SalaryEntry>>,
 }
 
 /// An audit row waiting for its transaction, and who to tell when it has committed.
@@ -288,7 +322,16 @@ impl Database {
         };
         let (audit, queue) = mpsc::channel(AUDIT_QUEUE);
         tokio::spawn(write_audit_rows(pool.clone(), file.clone(), queue));
-        Ok(Self { pool, file, audit })
+        let directory = Arc::new(Cached {
+            current: RwLock::new((Instant::now(), Arc::new(read_directory(&pool).await?))),
+            refreshing: AtomicBool::new(false),
+        });
+        Ok(Self {
+            pool,
+            file,
+            audit,
+            directory,
+        })
     }
 
     /// Whether the file still is the one opened, and writable (always, in memory).
@@ -314,42 +357,47 @@ impl Database {
         }
     }
 
+    /// The customers, employees and salaries, read again if older than [`DIRECTORY_REFRESH`]
+    /// (by one caller; the others meanwhile use the copy they have). A failed read is an
+    /// error for the caller that tried, and the next caller tries again.
+    async fn directory(&self) -> sqlx::Result<Arc<Directory>> {
+        let (read_at, current) = {
+            let guard = self.directory.current.read().unwrap_or_else(|e| e.into_inner());
+            (guard.0, guard.1.clone())
+        };
+        if read_at.elapsed() < DIRECTORY_REFRESH || self.directory.refreshing.swap(true, Ordering::AcqRel) {
+            return Ok(current);
+        }
+        let _refreshing = Refreshing(&self.directory.refreshing);
+        let fresh = Arc::new(read_directory(&self.pool).await?);
+        *self.directory.current.write().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Every customer, by company name.
     pub async fn customers(&self) -> sqlx::Result<Vec<Customer>> {
-        sqlx::query_as("SELECT id, company, contact, region, open_orders, account_manager FROM customers ORDER BY company")
-            .fetch_all(&self.pool)
-            .await
+        Ok(self.directory().await?.customers.clone())
     }
 
     pub async fn customer(&self, id: i64) -> sqlx::Result<Option<Customer>> {
-        sqlx::query_as(
-            "SELECT id, company, contact, region, open_orders, account_manager FROM customers WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
+        let directory = self.directory().await?;
+        Ok(directory.customers.iter().find(|c| c.id == id).cloned())
     }
 
+    /// Every employee with their manager's name, by name.
     pub async fn employees(&self) -> sqlx::Result<Vec<Employee>> {
-        sqlx::query_as(concat!(employee_select!(), " ORDER BY e.name"))
-            .fetch_all(&self.pool)
-            .await
+        Ok(self.directory().await?.employees.clone())
     }
 
     pub async fn employee(&self, id: i64) -> sqlx::Result<Option<Employee>> {
-        sqlx::query_as(concat!(employee_select!(), " WHERE e.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        let directory = self.directory().await?;
+        Ok(directory.employees.iter().find(|e| e.id == id).cloned())
     }
 
     /// Salary history, oldest first.
     pub async fn salary_history(&self, employee_id: i64) -> sqlx::Result<Vec<SalaryEntry>> {
-        sqlx::query_as(
-            "SELECT effective_date, amount, currency FROM salaries WHERE employee_id = ? ORDER BY effective_date",
-        )
-        .bind(employee_id)
-        .fetch_all(&self.pool)
-        .await
+        let directory = self.directory().await?;
+        Ok(directory.salaries.get(&employee_id).cloned().unwrap_or_default())
     }
 
     /// Appends one audit row, and returns once it is committed to the file opened (refused when
@@ -515,6 +563,38 @@ impl Database {
             .await
             .map(|_| ())
     }
+}
+
+/// Reads customers, employees and salaries in one transaction (one consistent snapshot).
+async fn read_directory(pool: &SqlitePool) -> sqlx::Result<Directory> {
+    let mut tx = pool.begin().await?;
+    let customers = sqlx::query_as(
+        "SELECT id, company, contact, region, open_orders, account_manager FROM customers ORDER BY company",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let employees = sqlx::query_as(concat!(employee_select!(), " ORDER BY e.name"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT employee_id, effective_date, amount, currency FROM salaries ORDER BY employee_id, effective_date",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut salaries: HashMap<i64, Vec<SalaryEntry>> = HashMap::new();
+    for (employee_id, effective_date, amount, currency) in rows {
+        salaries.entry(employee_id).or_default().push(SalaryEntry {
+            effective_date,
+            amount,
+            currency,
+        });
+    }
+    Ok(Directory {
+        customers,
+        employees,
+        salaries,
+    })
 }
 
 /// A write that must last: refused if the file is gone, replaced or read-only, and failed if
