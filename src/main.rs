@@ -9,7 +9,8 @@ use fabrikam::{idp, intranet, startup, telemetry};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
+    // Kept to the end of main: dropping it writes the lines still queued.
+    let _log = telemetry::init();
     let cli = Cli::parse();
     let s = cli.settings;
     match cli.command.unwrap_or(Command::Demo) {

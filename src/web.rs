@@ -3,6 +3,8 @@
 //!
 //! The intranet and Fabrikam ID never import each other; both may import this module.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -45,34 +47,40 @@ pub fn security_headers(csp: &str) -> DefaultHeaders {
 /// The security headers as a list: as middleware for every response, and for a response that
 /// leaves through an error (which `DefaultHeaders` does not touch). With `hsts`, also
 /// `Strict-Transport-Security` (a site served over https).
+///
+/// The values are built once: static ones point into the binary, the policy is shared, so
+/// adding them to a response copies no bytes and allocates nothing.
 #[derive(Debug, Clone)]
 pub struct SecurityHeaders(Vec<(header::HeaderName, header::HeaderValue)>);
 
 impl SecurityHeaders {
     pub fn new(csp: &str, hsts: bool) -> Self {
-        let mut list = vec![
-            (NO_STORE.0, NO_STORE.1.to_owned()),
-            (header::CONTENT_SECURITY_POLICY, csp.to_owned()),
-            (header::X_FRAME_OPTIONS, "DENY".to_owned()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            (header::REFERRER_POLICY, "no-referrer".to_owned()),
-            (
-                header::HeaderName::from_static("cross-origin-opener-policy"),
-                "same-origin".to_owned(),
-            ),
-            (
-                header::HeaderName::from_static("permissions-policy"),
-                "camera=(), microphone=(), geolocation=()".to_owned(),
-            ),
-        ];
-        if hsts {
-            list.push((HSTS.0, HSTS.1.to_owned()));
+        use header::{HeaderName, HeaderValue};
+        let mut list = vec![(NO_STORE.0, HeaderValue::from_static(NO_STORE.1))];
+        // A policy that is not a valid header value is left out, as before (it never is).
+        if let Ok(csp) = HeaderValue::from_str(csp) {
+            list.push((header::CONTENT_SECURITY_POLICY, csp));
         }
-        Self(
-            list.into_iter()
-                .filter_map(|(name, value)| Some((name, header::HeaderValue::from_str(&value).ok()?)))
-                .collect(),
-        )
+        list.extend([
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
+            (
+                HeaderName::from_static("permissions-policy"),
+                HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+            ),
+        ]);
+        if hsts {
+            list.push((HSTS.0, HeaderValue::from_static(HSTS.1)));
+        }
+        Self(list)
     }
 
     /// Adds each header a response does not set itself.
@@ -92,23 +100,42 @@ impl SecurityHeaders {
     }
 }
 
-/// The request id given to each request, readable from its extensions (and logged).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+/// The request id given to each request, readable from its extensions (and logged): 16 hex
+/// digits, counted from a random start, so unique within a process and unlikely to repeat
+/// across processes. Not a secret; costs one atomic increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(pub u64);
+
+impl RequestId {
+    /// The next id of this process.
+    pub fn next() -> Self {
+        static NEXT: LazyLock<AtomicU64> = LazyLock::new(|| AtomicU64::new(rand::random()));
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
 
 /// Logs one line per request: method, *path only* (queries of `/authorize`, `/callback` and
 /// `/logout` carry codes and tokens, so no query is ever logged), status and time taken.
+/// Copies no bytes per request: the method and URI are shared with the request (the line is
+/// formatted only if the log level lets it through).
 pub async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = random_token(9);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    let id = RequestId::next();
+    req.extensions_mut().insert(id);
+    // Not the HttpRequest itself: routing needs it unshared.
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let res = next.call(req).await;
     let micros = started.elapsed().as_micros();
+    let path = uri.path();
     match &res {
         Ok(res) => {
             let status = res.status().as_u16();

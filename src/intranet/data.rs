@@ -2,15 +2,24 @@
 //! audit trail, on SQLite through `sqlx`. Every query lives here; handlers call methods.
 //!
 //! The schema and the demo data are `sqlx` migrations under `migrations/`, applied at start.
+//!
+//! Audit rows are written by group commit ([`Database::record`]): concurrent callers' rows go
+//! to the database in one transaction, and each caller is answered only once the transaction
+//! that carries its row has committed (durability: `docs/architecture.md`, "The audit trail").
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Customer {
@@ -144,7 +153,53 @@ pub struct Database {
     pool: SqlitePool,
     /// The file, as it was when opened (`None` in memory).
     file: Option<Arc<DbFile>>,
+    /// The group-commit writer of audit rows (one task per database opened).
+    audit: mpsc::Sender<PendingRow>,
+    /// Customers, employees and salaries as last read (the intranet never writes them).
+    directory: Arc<Cached>,
 }
+
+/// How old the cached customers, employees and salaries may get before a page reads them
+/// again: a change made to the file by hand shows within this long.
+pub const DIRECTORY_REFRESH: Duration = Duration::from_secs(2);
+
+/// The read-mostly business data, read in one go, and when.
+#[derive(Debug)]
+struct Cached {
+    current: RwLock<(Instant, Arc<Directory>)>,
+    /// Whether a page is reading it again now (the others keep using the copy they have).
+    refreshing: AtomicBool,
+}
+
+/// Clears [`Cached::refreshing`] when the read ends, finished or not (a page whose client
+/// went away drops its future mid-read).
+struct Refreshing<'a>(&'a AtomicBool);
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Customers by company, employees by name, salary histories oldest first: what the pages show.
+#[derive(Debug, Default)]
+struct Directory {
+    customers: Vec<Customer>,
+    employees: Vec<Employee>,
+    salaries: HashMap<i64, Vec<SalaryEntry>>,
+}
+
+/// An audit row waiting for its transaction, and who to tell when it has committed.
+type PendingRow = (AuditEntry, oneshot::Sender<sqlx::Result<()>>);
+
+/// The most rows one audit transaction carries. Rows queue while a transaction commits; the
+/// next one takes up to this many of them.
+const MAX_AUDIT_BATCH: usize = 512;
+// One statement binds 6 values a row: within SQLite's limit of 32,766 variables.
+const _: () = assert!(MAX_AUDIT_BATCH * 6 <= 32_766);
+
+/// Rows that may wait for the writer before callers wait to queue theirs (backpressure).
+const AUDIT_QUEUE: usize = 4096;
 
 /// The database file as opened: SQLite keeps writing to an open file that was deleted or
 /// replaced (the rows then vanish with it), and chmod does not stop an open connection, so
@@ -232,10 +287,14 @@ impl Database {
         } else {
             SqlitePoolOptions::new().max_connections(4)
         };
+        // WAL with synchronous=FULL: a commit returns once the WAL is synced to the disk, so
+        // a committed row survives a process kill and a power loss (docs/architecture.md).
         let options = if in_memory {
             options
         } else {
-            options.journal_mode(SqliteJournalMode::Wal)
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
         };
         let path = (!in_memory).then(|| options.get_filename().to_owned());
         let options = if in_memory {
@@ -267,7 +326,18 @@ impl Database {
             )),
             None => None,
         };
-        Ok(Self { pool, file })
+        let (audit, queue) = mpsc::channel(AUDIT_QUEUE);
+        tokio::spawn(write_audit_rows(pool.clone(), file.clone(), queue));
+        let directory = Arc::new(Cached {
+            current: RwLock::new((Instant::now(), Arc::new(read_directory(&pool).await?))),
+            refreshing: AtomicBool::new(false),
+        });
+        Ok(Self {
+            pool,
+            file,
+            audit,
+            directory,
+        })
     }
 
     /// Whether the file still is the one opened, and writable (always, in memory).
@@ -279,11 +349,7 @@ impl Database {
     /// is gone, replaced or read-only, and failed if it turned out so by the time the write
     /// was done — then it went to a file nobody will read again.
     async fn durably<T>(&self, write: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
-        let unusable = |problem: FileProblem| sqlx::Error::Io(std::io::Error::other(problem));
-        self.check_file().map_err(unusable)?;
-        let done = write.await?;
-        self.check_file().map_err(unusable)?;
-        Ok(done)
+        durably(self.file.as_deref(), write).await
     }
 
     /// Whether the database answers within `timeout` and its file can be written.
@@ -297,61 +363,61 @@ impl Database {
         }
     }
 
+    /// The customers, employees and salaries, read again if older than [`DIRECTORY_REFRESH`]
+    /// (by one caller; the others meanwhile use the copy they have). A failed read is an
+    /// error for the caller that tried, and the next caller tries again.
+    async fn directory(&self) -> sqlx::Result<Arc<Directory>> {
+        let (read_at, current) = {
+            let guard = self.directory.current.read().unwrap_or_else(|e| e.into_inner());
+            (guard.0, guard.1.clone())
+        };
+        if read_at.elapsed() < DIRECTORY_REFRESH || self.directory.refreshing.swap(true, Ordering::AcqRel) {
+            return Ok(current);
+        }
+        let _refreshing = Refreshing(&self.directory.refreshing);
+        let fresh = Arc::new(read_directory(&self.pool).await?);
+        *self.directory.current.write().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Every customer, by company name.
     pub async fn customers(&self) -> sqlx::Result<Vec<Customer>> {
-        sqlx::query_as("SELECT id, company, contact, region, open_orders, account_manager FROM customers ORDER BY company")
-            .fetch_all(&self.pool)
-            .await
+        Ok(self.directory().await?.customers.clone())
     }
 
     pub async fn customer(&self, id: i64) -> sqlx::Result<Option<Customer>> {
-        sqlx::query_as(
-            "SELECT id, company, contact, region, open_orders, account_manager FROM customers WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
+        let directory = self.directory().await?;
+        Ok(directory.customers.iter().find(|c| c.id == id).cloned())
     }
 
+    /// Every employee with their manager's name, by name.
     pub async fn employees(&self) -> sqlx::Result<Vec<Employee>> {
-        sqlx::query_as(concat!(employee_select!(), " ORDER BY e.name"))
-            .fetch_all(&self.pool)
-            .await
+        Ok(self.directory().await?.employees.clone())
     }
 
     pub async fn employee(&self, id: i64) -> sqlx::Result<Option<Employee>> {
-        sqlx::query_as(concat!(employee_select!(), " WHERE e.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        let directory = self.directory().await?;
+        Ok(directory.employees.iter().find(|e| e.id == id).cloned())
     }
 
     /// Salary history, oldest first.
     pub async fn salary_history(&self, employee_id: i64) -> sqlx::Result<Vec<SalaryEntry>> {
-        sqlx::query_as(
-            "SELECT effective_date, amount, currency FROM salaries WHERE employee_id = ? ORDER BY effective_date",
-        )
-        .bind(employee_id)
-        .fetch_all(&self.pool)
-        .await
+        let directory = self.directory().await?;
+        Ok(directory.salaries.get(&employee_id).cloned().unwrap_or_default())
     }
 
-    /// Appends one audit row.
+    /// Appends one audit row, and returns once it is committed to the file opened (refused when
+    /// that file was removed, replaced or made read-only).
+    /// Concurrent calls share a transaction (group commit): a caller waits for at most the
+    /// transaction under way and its own, however many callers there are.
     pub async fn record(&self, entry: &AuditEntry) -> sqlx::Result<()> {
-        self.durably(async {
-            sqlx::query(
-                "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(entry.at)
-            .bind(&entry.subject)
-            .bind(entry.event.as_str())
-            .bind(&entry.request_id)
-            .bind(&entry.client_addr)
-            .bind(&entry.detail)
-            .execute(&self.pool)
+        let stopped = || sqlx::Error::Io(std::io::Error::other("the audit writer has stopped"));
+        let (done, committed) = oneshot::channel();
+        self.audit
+            .send((entry.clone(), done))
             .await
-            .map(|_| ())
-        })
-        .await
+            .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 
     /// A page of audit rows, newest first, and how many rows match in all.
@@ -507,6 +573,102 @@ impl Database {
     }
 }
 
+/// Reads customers, employees and salaries in one transaction (one consistent snapshot).
+async fn read_directory(pool: &SqlitePool) -> sqlx::Result<Directory> {
+    let mut tx = pool.begin().await?;
+    let customers = sqlx::query_as(
+        "SELECT id, company, contact, region, open_orders, account_manager FROM customers ORDER BY company",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let employees = sqlx::query_as(concat!(employee_select!(), " ORDER BY e.name"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let rows: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT employee_id, effective_date, amount, currency FROM salaries ORDER BY employee_id, effective_date",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut salaries: HashMap<i64, Vec<SalaryEntry>> = HashMap::new();
+    for (employee_id, effective_date, amount, currency) in rows {
+        salaries.entry(employee_id).or_default().push(SalaryEntry {
+            effective_date,
+            amount,
+            currency,
+        });
+    }
+    Ok(Directory {
+        customers,
+        employees,
+        salaries,
+    })
+}
+
+/// A write that must last: refused if the file is gone, replaced or read-only, and failed if
+/// it turned out so by the time the write was done — then it went to a file nobody will read
+/// again.
+async fn durably<T>(file: Option<&DbFile>, write: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
+    let check = || file.map_or(Ok(()), DbFile::check);
+    let unusable = |problem: FileProblem| sqlx::Error::Io(std::io::Error::other(problem));
+    check().map_err(unusable)?;
+    let done = write.await?;
+    check().map_err(unusable)?;
+    Ok(done)
+}
+
+/// The audit writer: takes every row queued (up to [`MAX_AUDIT_BATCH`]), writes them in one
+/// transaction, answers their callers, and starts again. While a transaction commits, the
+/// next rows queue up: the busier the site, the more rows a commit carries. A transaction
+/// that fails is retried row by row, so each caller gets its own row's outcome. Ends when
+/// every `Database` handle is gone.
+async fn write_audit_rows(
+    pool: SqlitePool,
+    file: Option<Arc<DbFile>>,
+    mut queue: mpsc::Receiver<PendingRow>,
+) {
+    let mut batch = Vec::with_capacity(MAX_AUDIT_BATCH);
+    while queue.recv_many(&mut batch, MAX_AUDIT_BATCH).await > 0 {
+        let rows: Vec<&AuditEntry> = batch.iter().map(|(entry, _)| entry).collect();
+        let outcome = durably(file.as_deref(), insert_audit_rows(&pool, &rows)).await;
+        match outcome {
+            Ok(()) => {
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let (_, done) = batch.pop().expect("one row");
+                let _ = done.send(Err(e));
+            }
+            Err(_) => {
+                for (entry, done) in batch.drain(..) {
+                    let one = durably(file.as_deref(), insert_audit_rows(&pool, &[&entry])).await;
+                    let _ = done.send(one);
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `rows` with one statement (atomic: all or none), so a batch costs one round trip
+/// to SQLite's thread and one commit, however many rows it carries.
+async fn insert_audit_rows(pool: &SqlitePool, rows: &[&AuditEntry]) -> sqlx::Result<()> {
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) ",
+    );
+    insert.push_values(rows, |mut row, entry| {
+        row.push_bind(entry.at)
+            .push_bind(&entry.subject)
+            .push_bind(entry.event.as_str())
+            .push_bind(&entry.request_id)
+            .push_bind(&entry.client_addr)
+            .push_bind(&entry.detail);
+    });
+    // One statement per batch size: not worth a place in the connection's statement cache.
+    insert.build().persistent(false).execute(pool).await.map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,6 +754,27 @@ mod tests {
             rows.iter()
                 .all(|r| r.event == "salary_viewed" && r.subject.as_deref() == Some("alice"))
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_rows_beyond_one_batch_are_each_written_once() {
+        let db = db().await;
+        let n = MAX_AUDIT_BATCH + 88;
+        let writes = (0..n).map(|i| {
+            let db = db.clone();
+            async move {
+                db.record(&entry("alice", AuditEvent::SalaryViewed, i as i64))
+                    .await
+            }
+        });
+        for outcome in futures_util::future::join_all(writes).await {
+            outcome.unwrap();
+        }
+        let (rows, total) = db.audit(&AuditFilter::default(), 0, n as i64).await.unwrap();
+        assert_eq!(total as usize, n);
+        let mut at: Vec<i64> = rows.iter().map(|r| r.at).collect();
+        at.sort_unstable();
+        assert_eq!(at, (0..n as i64).collect::<Vec<_>>(), "each row once");
     }
 
     #[tokio::test]

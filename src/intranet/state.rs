@@ -148,7 +148,7 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn of(req: &HttpRequest) -> Self {
         Self {
-            request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+            request_id: req.extensions().get::<RequestId>().map(|id| id.to_string()),
             client_addr: req.peer_addr().map(|a| a.ip().to_string()),
         }
     }

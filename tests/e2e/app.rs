@@ -109,7 +109,8 @@ impl TestApp {
     async fn spawn_at(host: &str, configure: impl FnOnce(&mut Settings)) -> Self {
         // Server logs only on request: `TEST_LOG=1 cargo test`.
         if std::env::var_os("TEST_LOG").is_some() {
-            fabrikam::telemetry::init();
+            // For the life of the test binary (the guard would stop the log when dropped).
+            std::mem::forget(fabrikam::telemetry::init());
         }
         let (mut s, data_dir) = Self::settings(configure);
         let intranet_listener = TcpListener::bind("127.0.0.1:0").expect("bind intranet");

@@ -13,12 +13,12 @@ use reqwest::StatusCode;
 use crate::app::TestApp;
 
 /// A free loopback port (closed again at once: the binary binds it moments later).
-fn free_port() -> std::net::SocketAddr {
+pub fn free_port() -> std::net::SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// The binary, killed when dropped, with its stdout and stderr in `log`.
-struct Process {
+pub struct Process {
     child: Child,
     log: PathBuf,
 }
@@ -26,7 +26,7 @@ struct Process {
 impl Process {
     /// Starts `fabrikam <mode>` with `env`, none of the developer's addresses or provider
     /// settings, and its output in `log`.
-    fn start(mode: &str, env: &[(&str, String)], log: PathBuf) -> Self {
+    pub fn start(mode: &str, env: &[(&str, String)], log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_fabrikam"));
         command.arg(mode);
@@ -51,6 +51,13 @@ impl Process {
         Self { child, log }
     }
 
+    /// Ends it at once with SIGKILL (no shutdown, no flush), as a crash or the OOM killer
+    /// would, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the process ends");
+    }
+
     /// Everything it has logged so far, a moment after the last request.
     async fn log(&self) -> String {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -71,7 +78,7 @@ impl Drop for Process {
 }
 
 /// GETs `url` until the binary answers (at most 10 s).
-async fn first_answer(client: &reqwest::Client, url: &str) -> reqwest::Response {
+pub async fn first_answer(client: &reqwest::Client, url: &str) -> reqwest::Response {
     for _ in 0..100 {
         if let Ok(res) = client.get(url).send().await {
             return res;

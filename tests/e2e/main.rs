@@ -7,6 +7,7 @@
 
 mod app;
 mod audit;
+mod audit_load;
 mod authenticator;
 mod html;
 mod idp;
