@@ -200,7 +200,8 @@ impl Browser {
     /// Waits until the page's `<h1>` contains `text`; returns the whole body text.
     async fn expect_heading(&self, text: &str) -> String {
         let mut last = String::new();
-        for _ in 0..50 {
+        // Up to 15 s: CI machines are shared, and a step-up is several redirects.
+        for _ in 0..150 {
             if let Ok(h1) = self.client.find(Locator::Css("h1")).await {
                 last = h1.text().await.unwrap_or_default();
                 if last.contains(text) {
