@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::app::TestApp;
-use crate::logs::{Process, first_answer, free_port};
+use crate::logs::demo_process;
 
 const SALARY: &str = "/employees/1/salary";
 /// Concurrent browsers' requests (what the load benchmark uses).
@@ -79,30 +79,10 @@ async fn every_salary_page_served_under_concurrent_load_has_exactly_one_row() {
 
 #[tokio::test]
 async fn a_process_killed_mid_load_has_a_row_for_every_salary_page_it_served() {
-    let (s, data_dir) = TestApp::settings(|_| {});
-    let (site, idp) = (free_port(), free_port());
-    let mut process = Process::start(
-        "demo",
-        &[
-            ("FABRIKAM_ADDR", site.to_string()),
-            ("IDP_ADDR", idp.to_string()),
-            ("DATABASE_URL", s.database_url.clone()),
-            ("RUST_LOG", "warn".into()),
-        ],
-        data_dir.join("server.log"),
-    );
-    let public = fabrikam::config::url_for(site);
-    let app = TestApp::attach(
-        s.clone(),
-        data_dir,
-        site,
-        fabrikam::idp::IdpConfig::from_settings(&s, idp, &public).unwrap(),
-    )
-    .await;
-    first_answer(&app.plain, app.url("/healthz").as_str()).await;
+    let (mut process, app) = demo_process("warn").await;
     let page = app.login_with_mfa("alice", SALARY).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let before = salary_rows(&s.database_url).await;
+    let before = salary_rows(&app.settings.database_url).await;
 
     // Browsers read the salary page until the process is gone (at most 400 requests each).
     const KILL_AFTER: usize = 150;
@@ -139,7 +119,7 @@ async fn a_process_killed_mid_load_has_a_row_for_every_salary_page_it_served() {
         .expect("bounded: the browsers stop when the process is gone");
 
     let served = served.load(Ordering::Relaxed) as i64;
-    let rows = salary_rows(&s.database_url).await - before;
+    let rows = salary_rows(&app.settings.database_url).await - before;
     assert!(served >= KILL_AFTER as i64);
     assert!(
         rows >= served,

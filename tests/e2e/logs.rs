@@ -77,6 +77,35 @@ impl Drop for Process {
     }
 }
 
+/// `fabrikam demo` as a process on free loopback ports, with a fresh `TestApp::settings`
+/// database and passkey store and `RUST_LOG=rust_log` (its output in `server.log` beside the
+/// database), once it answers; and the test helpers for it.
+pub async fn demo_process(rust_log: &str) -> (Process, TestApp) {
+    let (s, data_dir) = TestApp::settings(|_| {});
+    let (site, idp) = (free_port(), free_port());
+    let process = Process::start(
+        "demo",
+        &[
+            ("FABRIKAM_ADDR", site.to_string()),
+            ("IDP_ADDR", idp.to_string()),
+            ("DATABASE_URL", s.database_url.clone()),
+            ("IDP_PASSKEY_STORE", s.idp_passkey_store.clone()),
+            ("RUST_LOG", rust_log.to_owned()),
+        ],
+        data_dir.join("server.log"),
+    );
+    let public = fabrikam::config::url_for(site);
+    let app = TestApp::attach(
+        s.clone(),
+        data_dir,
+        site,
+        fabrikam::idp::IdpConfig::from_settings(&s, idp, &public).unwrap(),
+    )
+    .await;
+    first_answer(&app.plain, app.url("/healthz").as_str()).await;
+    (process, app)
+}
+
 /// GETs `url` until the binary answers (at most 10 s).
 pub async fn first_answer(client: &reqwest::Client, url: &str) -> reqwest::Response {
     for _ in 0..100 {
@@ -90,28 +119,7 @@ pub async fn first_answer(client: &reqwest::Client, url: &str) -> reqwest::Respo
 
 #[tokio::test]
 async fn the_binary_never_logs_secrets_codes_or_tokens() {
-    let (s, data_dir) = TestApp::settings(|_| {});
-    let (site, idp) = (free_port(), free_port());
-    let process = Process::start(
-        "demo",
-        &[
-            ("FABRIKAM_ADDR", site.to_string()),
-            ("IDP_ADDR", idp.to_string()),
-            ("DATABASE_URL", s.database_url.clone()),
-            ("IDP_PASSKEY_STORE", s.idp_passkey_store.clone()),
-            ("RUST_LOG", "debug".into()),
-        ],
-        data_dir.join("server.log"),
-    );
-    let public = fabrikam::config::url_for(site);
-    let app = TestApp::attach(
-        s.clone(),
-        data_dir,
-        site,
-        fabrikam::idp::IdpConfig::from_settings(&s, idp, &public).unwrap(),
-    )
-    .await;
-    first_answer(&app.plain, app.url("/healthz").as_str()).await;
+    let (process, app) = demo_process("debug").await;
 
     // Sign in, step up, read a salary, sign out: every secret the log could catch.
     let mfa = app.login_to("alice", "/employees/1/salary").await;
