@@ -15,8 +15,8 @@ use super::oidc::PendingLogin;
 use super::state::AppState;
 use crate::web::{random_token, secrets_equal};
 use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
-use actix_web::HttpRequest;
 use actix_web::web::Data;
+use actix_web::{HttpMessage, HttpRequest};
 use actix_web_stepup::AuthState;
 
 /// The intranet's session cookie. Its own name: cookies are not isolated by port, and
@@ -64,20 +64,44 @@ pub fn for_session(mut auth: AuthState, policy_roles: &[&str]) -> (AuthState, us
 pub struct TypedSession {
     pub session: Session,
     state: Option<Data<AppState>>,
+    /// The request, whose extensions keep the login once it is judged ([`Judged`]).
+    req: HttpRequest,
 }
+
+/// The outcome of [`TypedSession::auth`] for this request, kept in the request's extensions:
+/// a page asks for the login twice (its guard and the navigation), and each answer costs
+/// two JSON decodes and a look at the ended logins. Removed by every change to the login.
+#[derive(Clone)]
+struct Judged(Option<AuthState>);
 
 impl TypedSession {
     pub fn from_request(req: &HttpRequest) -> Self {
         Self {
             session: req.get_session(),
             state: AppState::of(req),
+            req: req.clone(),
         }
     }
 
     /// The login, if it is current: not signed out (here, in another process, or by the
     /// provider's back-channel logout), within its lifetime and not idle. A session that
     /// fails is emptied of its login. Refreshes the last-seen stamp when it is old enough.
+    /// Judged once per request; later calls in the same request get the same answer.
     pub fn auth(&self) -> Result<Option<AuthState>, SessionGetError> {
+        if let Some(Judged(auth)) = self.req.extensions().get::<Judged>() {
+            return Ok(auth.clone());
+        }
+        let auth = self.judge()?;
+        self.req.extensions_mut().insert(Judged(auth.clone()));
+        Ok(auth)
+    }
+
+    /// Forgets this request's [`Judged`] login: the next [`Self::auth`] reads the session.
+    fn rejudge(&self) {
+        self.req.extensions_mut().remove::<Judged>();
+    }
+
+    fn judge(&self) -> Result<Option<AuthState>, SessionGetError> {
         let Some(auth) = self.session.get::<AuthState>(AUTH)? else {
             return Ok(None);
         };
@@ -139,6 +163,7 @@ impl TypedSession {
     /// Stores a new login. The session id is renewed first, so a session id planted before
     /// the login (session fixation) is worthless afterwards.
     pub fn log_in(&self, auth: &AuthState, login: &SessionLogin) -> Result<(), SessionInsertError> {
+        self.rejudge();
         self.session.renew();
         self.session.insert(AUTH, auth)?;
         self.session.insert(LOGIN, login)?;
@@ -149,12 +174,14 @@ impl TypedSession {
     /// Forgets everything and moves to a new session id. (Not `purge`: that would also drop
     /// the flash message that tells the user they signed out.)
     pub fn log_out(&self) {
+        self.rejudge();
         self.session.clear();
         self.session.renew();
     }
 
     /// Drops the login (and its CSRF token), keeping a sign-in in progress, under a new id.
     fn forget_login(&self) {
+        self.rejudge();
         self.session.remove(AUTH);
         self.session.remove(LOGIN);
         self.session.remove(CSRF);
