@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
+use sqlx::Sqlite;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -628,9 +630,26 @@ async fn write_audit_rows(
     mut queue: mpsc::Receiver<PendingRow>,
 ) {
     let mut batch = Vec::with_capacity(MAX_AUDIT_BATCH);
+    // A file's writer keeps one connection between batches (no pool hand-out and liveness
+    // ping per batch); it is dropped after an error, and the next batch takes a fresh one. An
+    // in-memory database has one connection in all: the writer borrows it per batch.
+    let mut own: Option<PoolConnection<Sqlite>> = None;
     while queue.recv_many(&mut batch, MAX_AUDIT_BATCH).await > 0 {
         let rows: Vec<&AuditEntry> = batch.iter().map(|(entry, _)| entry).collect();
-        let outcome = durably(file.as_deref(), insert_audit_rows(&pool, &rows)).await;
+        let outcome = match (&mut own, file.is_some()) {
+            (Some(conn), _) => durably(file.as_deref(), insert_audit_rows(&mut **conn, &rows)).await,
+            (None, true) => match pool.acquire().await {
+                Ok(conn) => {
+                    let conn = own.insert(conn);
+                    durably(file.as_deref(), insert_audit_rows(&mut **conn, &rows)).await
+                }
+                Err(e) => Err(e),
+            },
+            (None, false) => durably(file.as_deref(), insert_audit_rows(&pool, &rows)).await,
+        };
+        if outcome.is_err() {
+            own = None;
+        }
         match outcome {
             Ok(()) => {
                 for (_, done) in batch.drain(..) {
@@ -653,7 +672,7 @@ async fn write_audit_rows(
 
 /// Inserts `rows` with one statement (atomic: all or none), so a batch costs one round trip
 /// to SQLite's thread and one commit, however many rows it carries.
-async fn insert_audit_rows(pool: &SqlitePool, rows: &[&AuditEntry]) -> sqlx::Result<()> {
+async fn insert_audit_rows<'c>(db: impl sqlx::SqliteExecutor<'c>, rows: &[&AuditEntry]) -> sqlx::Result<()> {
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO audit_log (at, subject, event, request_id, client_addr, detail) ",
     );
@@ -666,7 +685,7 @@ async fn insert_audit_rows(pool: &SqlitePool, rows: &[&AuditEntry]) -> sqlx::Res
             .push_bind(&entry.detail);
     });
     // One statement per batch size: not worth a place in the connection's statement cache.
-    insert.build().persistent(false).execute(pool).await.map(|_| ())
+    insert.build().persistent(false).execute(db).await.map(|_| ())
 }
 
 #[cfg(test)]
