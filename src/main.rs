@@ -9,6 +9,7 @@ use fabrikam::{idp, intranet, startup, telemetry};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    return_large_blocks_to_the_system();
     // Kept to the end of main: dropping it writes the lines still queued.
     let _log = telemetry::init();
     let cli = Cli::parse();
@@ -74,3 +75,22 @@ async fn demo(s: Settings) -> anyhow::Result<()> {
 fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).with_context(|| format!("cannot bind the {what} to {addr}"))
 }
+
+/// Makes glibc serve every block of 4 MiB or more with its own mapping, unmapped when freed.
+/// Fabrikam ID's argon2 buffers (19 MiB each) are dropped after an idle spell
+/// (`idp::passwords`); without this, glibc raises its mmap threshold after the first such free
+/// (its dynamic threshold, `mallopt(3)`) and keeps later buffers in its arenas for good.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_blocks_to_the_system() {
+    // SAFETY: mallopt only sets a parameter of the allocator (under glibc's own lock), and
+    // M_MMAP_THRESHOLD with 4 MiB is within its documented range; no pointer is involved.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20) };
+    if set != 1 {
+        eprintln!(
+            "warning: could not fix glibc's mmap threshold: idle argon2 memory may stay in the process"
+        );
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_blocks_to_the_system() {}

@@ -51,23 +51,16 @@ pub async fn demo(
 /// The embedded provider's users for the intranet's demo guide (the two servers still share
 /// nothing at run time: this is configuration, handed over once at start).
 fn demo_users(config: &IdpConfig) -> Vec<DemoUser> {
-    use secrecy::{ExposeSecret, SecretString};
+    use secrecy::SecretString;
     config
         .users
         .iter()
-        .map(|u| {
-            let documented = format!("{}-password", u.username);
-            DemoUser {
-                username: u.username.clone(),
-                name: u.name.clone().unwrap_or_else(|| u.username.clone()),
-                roles: u.roles.clone(),
-                documented_password: u
-                    .password
-                    .as_ref()
-                    .filter(|p| p.expose_secret() == documented)
-                    .map(|_| documented.clone()),
-                totp_secret: u.totp_secret.clone().map(SecretString::from),
-            }
+        .map(|u| DemoUser {
+            username: u.username.clone(),
+            name: u.name.clone().unwrap_or_else(|| u.username.clone()),
+            roles: u.roles.clone(),
+            documented_password: u.documented_password(),
+            totp_secret: u.totp_secret.clone().map(SecretString::from),
         })
         .collect()
 }

@@ -24,6 +24,26 @@ use crate::config::{Settings, with_trailing_slash};
 pub const ALICE_TOTP: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 pub const BOB_TOTP: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 
+/// The demo users' documented passwords (`<user>-password`), hashed once ahead of time:
+/// argon2id with the OWASP parameters `Argon2Pool::hash` uses (19 MiB, 2 passes, 1 lane).
+/// Hashing them at every start cost about 35 ms each (release build), most of the start-up
+/// time (BENCHMARKS.md, issue 10); the passwords are public, so their hashes may be too.
+/// A unit test checks each against its password.
+pub const DEMO_PASSWORD_HASHES: [(&str, &str); 3] = [
+    (
+        "alice",
+        "$argon2id$v=19$m=19456,t=2,p=1$VpT8/uYsZqlbdqqEB+nvCg$zTmkspj5MI+cO94cL67+8LWFHL+d9hw4abej8wyoglU",
+    ),
+    (
+        "bob",
+        "$argon2id$v=19$m=19456,t=2,p=1$4/sSz0laxh/3s4KuB7b5fg$a9W7BvBNn8gPStR8z930FoZNfZ/mbOsXjW5CFZsYSN8",
+    ),
+    (
+        "carol",
+        "$argon2id$v=19$m=19456,t=2,p=1$AkPO39UAu7KlFWPX6T6jng$shEujic53K3DRAZ2IGOOCEucp/2TR83gmAYob5uuDys",
+    ),
+];
+
 /// Claims Fabrikam ID sets itself: a user's `claims` may not name them (`name`, `email` and
 /// `roles` have fields of their own).
 pub const RESERVED_CLAIMS: &[&str] = &[
@@ -329,6 +349,14 @@ pub struct UserSpec {
     pub totp_secret: Option<String>,
 }
 
+/// The precomputed hash of a demo user's documented password.
+fn demo_password_hash(username: &str) -> Option<&'static str> {
+    DEMO_PASSWORD_HASHES
+        .iter()
+        .find(|(user, _)| *user == username)
+        .map(|(_, hash)| *hash)
+}
+
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
 pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -385,11 +413,12 @@ impl UserSpec {
         self
     }
 
-    /// alice, bob and carol, as the README documents them.
+    /// alice, bob and carol, as the README documents them (their passwords given as the
+    /// [`DEMO_PASSWORD_HASHES`], so a start hashes nothing).
     pub fn demo_users() -> Vec<UserSpec> {
         let person = |username: &str, name: &str, role: &str, totp: Option<&str>| UserSpec {
             username: username.to_owned(),
-            password: Some(SecretString::from(format!("{username}-password"))),
+            password_hash: demo_password_hash(username).map(str::to_owned),
             name: Some(name.to_owned()),
             email: Some(format!("{username}@fabrikam.example")),
             roles: vec![role.to_owned()],
@@ -401,6 +430,20 @@ impl UserSpec {
             person("bob", "Bob Brennan", "sales", Some(BOB_TOTP)),
             person("carol", "Carol Castillo", "hr", None),
         ]
+    }
+
+    /// The password the README documents for this user (`<user>-password`), if it is still
+    /// theirs: given as that password, or as its [`DEMO_PASSWORD_HASHES`] entry.
+    pub fn documented_password(&self) -> Option<String> {
+        let documented = format!("{}-password", self.username);
+        let given = self
+            .password
+            .as_ref()
+            .is_some_and(|p| p.expose_secret() == documented);
+        let hashed = self.password.is_none()
+            && self.password_hash.is_some()
+            && self.password_hash.as_deref() == demo_password_hash(&self.username);
+        (given || hashed).then_some(documented)
     }
 
     /// Checks every field; the error names the field.

@@ -230,7 +230,7 @@ impl Directory {
         }
         Ok(Self {
             entries: Mutex::new(entries),
-            dummy_hash: pool.hash("no such user")?,
+            dummy_hash: super::passwords::DUMMY_HASH.to_owned(),
             pool,
         })
     }

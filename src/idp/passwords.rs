@@ -7,11 +7,17 @@
 //! there. The attack run of issue 11 took `fabrikam idp` from 38 MB to 1,030 MB with 100–200
 //! wrong passwords, never returned. Here at most [`Argon2Pool::slots`] checks run at once
 //! (OWASP ASVS 4.0 V2.4.3, CWE-400), each on a buffer taken from the pool and put back, so
-//! the memory argon2 holds is `slots` buffers for the life of the process, whatever the load
-//! (measured with `scripts/idp-password-memory.py`; figures in README, "Performance").
+//! the memory argon2 holds is at most `slots` buffers, whatever the load (measured with
+//! `scripts/idp-password-memory.py`; figures in README, "Performance").
+//!
+//! Kept buffers are dropped once no password has been checked for a while
+//! ([`Argon2Pool::release_when_idle`]): a burst of sign-ins reuses them, a quiet provider
+//! does not hold 19 MiB per core for good. For the memory to go back to the system rather than
+//! to glibc's arenas, the `fabrikam` binary fixes glibc's mmap threshold at start (`main.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -21,6 +27,15 @@ use tokio::sync::Semaphore;
 /// The largest argon2 memory cost accepted in a configured `password_hash`, in KiB (64 MiB):
 /// every buffer may grow to it, so it bounds what the pool can hold.
 pub const MAX_MEMORY_KIB: u32 = 64 * 1024;
+
+/// The PHC string an unknown user name is checked against, so that a wrong name costs the
+/// same argon2 work as a wrong password (the same parameters as [`Argon2Pool::hash`]). No
+/// password is ever accepted with it: the caller has no user to sign in.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$3juEtuMgmHTZbnvuTdb3ag$huntksBNZTg4Fyzg+Yxb9GGWyRc+pdfQC/virqQ+DSc";
+
+/// How long the pool keeps its buffers after the last check by default.
+pub const DEFAULT_IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 /// How many checks may run at once by default: one per core the process may use.
 pub fn default_slots() -> usize {
@@ -32,9 +47,9 @@ pub fn default_slots() -> usize {
 pub struct Argon2Pool {
     permits: Arc<Semaphore>,
     slots: usize,
-    /// Buffers not in use. A buffer is taken for one hash and put back; at most `slots` are
-    /// kept (one per permit).
-    free: Mutex<Vec<Vec<Block>>>,
+    /// Buffers not in use, and when the last hash ended. A buffer is taken for one hash and
+    /// put back; at most `slots` are kept (one per permit).
+    free: Mutex<Free>,
     /// Buffers ever allocated (for tests and the memory figures).
     allocated: AtomicUsize,
     in_flight: AtomicUsize,
@@ -46,6 +61,12 @@ pub struct Argon2Pool {
 #[error("not an argon2 PHC string within the accepted parameters")]
 pub struct Unusable;
 
+#[derive(Debug)]
+struct Free {
+    buffers: Vec<Vec<Block>>,
+    last_used: Instant,
+}
+
 impl Argon2Pool {
     /// A pool of `slots` permits (at least one).
     pub fn new(slots: usize) -> Self {
@@ -53,7 +74,10 @@ impl Argon2Pool {
         Self {
             permits: Arc::new(Semaphore::new(slots)),
             slots,
-            free: Mutex::new(Vec::with_capacity(slots)),
+            free: Mutex::new(Free {
+                buffers: Vec::with_capacity(slots),
+                last_used: Instant::now(),
+            }),
             allocated: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -73,6 +97,36 @@ impl Argon2Pool {
     /// The most hashes that ever ran at the same time.
     pub fn peak_concurrent(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
+    }
+
+    /// Buffers kept for the next checks (not counting those in use).
+    pub fn buffers_kept(&self) -> usize {
+        lock(&self.free).buffers.len()
+    }
+
+    /// Drops the kept buffers if no hash is running and none ended within `idle`; returns how
+    /// many were dropped.
+    pub fn release_idle(&self, idle: Duration) -> usize {
+        let mut free = lock(&self.free);
+        if self.in_flight.load(Ordering::SeqCst) > 0 || free.last_used.elapsed() < idle {
+            return 0;
+        }
+        std::mem::take(&mut free.buffers).len()
+    }
+
+    /// Calls [`Self::release_idle`] every `idle / 2` for as long as the pool lives (spawn it
+    /// on the runtime that serves the provider).
+    pub async fn release_when_idle(pool: Weak<Self>, idle: Duration) {
+        let mut tick = tokio::time::interval((idle / 2).max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(pool) = pool.upgrade() else { return };
+            let dropped = pool.release_idle(idle);
+            if dropped > 0 {
+                tracing::debug!(buffers = dropped, "argon2 memory released after an idle spell");
+            }
+        }
     }
 
     /// Whether `password` matches the PHC string `phc`, compared in constant time. Waits for a
@@ -133,7 +187,7 @@ impl Argon2Pool {
     fn with_buffer<T>(&self, argon: &Argon2<'_>, f: impl FnOnce(&Argon2<'_>, &mut [Block]) -> T) -> T {
         let running = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(running, Ordering::SeqCst);
-        let taken = lock(&self.free).pop();
+        let taken = lock(&self.free).buffers.pop();
         let mut blocks = taken.unwrap_or_else(|| {
             self.allocated.fetch_add(1, Ordering::SeqCst);
             Vec::new()
@@ -143,10 +197,11 @@ impl Argon2Pool {
             blocks.resize(needed, Block::new());
         }
         let result = f(argon, &mut blocks);
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut free = lock(&self.free);
-        if free.len() < self.slots {
-            free.push(blocks);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        free.last_used = Instant::now();
+        if free.buffers.len() < self.slots {
+            free.buffers.push(blocks);
         }
         result
     }
@@ -216,6 +271,55 @@ mod tests {
         assert!(pool.verify_now(&small, "pw") && !pool.verify_now(&small, "pW"));
         assert!(!pool.verify_now("$argon2id$nonsense", "pw"));
         assert!(!pool.verify_now("", "pw"));
+    }
+
+    #[test]
+    fn the_prepared_hashes_match_their_passwords() {
+        let pool = Argon2Pool::new(1);
+        for (user, phc) in crate::idp::config::DEMO_PASSWORD_HASHES {
+            assert_eq!(check_phc(phc), Ok(()), "{user}");
+            assert!(pool.verify_now(phc, &format!("{user}-password")), "{user}");
+            assert!(!pool.verify_now(phc, user), "{user}");
+        }
+        assert_eq!(check_phc(DUMMY_HASH), Ok(()));
+        // The same work as a user's hash: the same parameters as the pool's own hashes.
+        let params = |phc: &str| phc.split('$').nth(3).unwrap().to_owned();
+        assert_eq!(params(DUMMY_HASH), params(&pool.hash("x").unwrap()));
+    }
+
+    #[test]
+    fn kept_buffers_are_dropped_only_after_an_idle_spell() {
+        let pool = Argon2Pool::new(2);
+        assert!(pool.verify_now(DUMMY_HASH, "no such user"));
+        assert_eq!(pool.buffers_kept(), 1);
+        assert_eq!(pool.release_idle(Duration::from_secs(60)), 0, "used just now");
+        assert_eq!(pool.buffers_kept(), 1);
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(pool.release_idle(Duration::from_millis(20)), 1);
+        assert_eq!(pool.buffers_kept(), 0);
+        // The next check allocates again and still works.
+        assert!(!pool.verify_now(DUMMY_HASH, "guess"));
+        assert_eq!((pool.buffers_kept(), pool.buffers_allocated()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn the_release_task_drops_buffers_and_ends_with_the_pool() {
+        let pool = Arc::new(Argon2Pool::new(1));
+        assert!(!pool.verify_now(DUMMY_HASH, "guess"));
+        let task = tokio::spawn(Argon2Pool::release_when_idle(
+            Arc::downgrade(&pool),
+            Duration::from_millis(40),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.buffers_kept() > 0 {
+            assert!(Instant::now() < deadline, "the buffer was never released");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(pool);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task ends once the pool is gone")
+            .unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::web::JsonLine;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::error::InternalError;
@@ -11,6 +12,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use super::config::IdpConfig;
 use super::errors::{OAuthError, PageError};
+use super::passwords::{Argon2Pool, DEFAULT_IDLE_RELEASE};
 use super::state::Idp;
 use super::{
     authorize, discovery, errors, logout, pages, passkey_pages, paths, session, test_control, token,
@@ -22,6 +24,11 @@ use super::{
 /// Every endpoint is served under the issuer's path.
 pub async fn build(config: IdpConfig, listener: TcpListener) -> anyhow::Result<Server> {
     let idp = web::Data::new(Idp::new(&config)?);
+    // Argon2 memory is kept through a burst of sign-ins, given back after a quiet spell.
+    tokio::spawn(Argon2Pool::release_when_idle(
+        Arc::downgrade(&idp.passwords),
+        DEFAULT_IDLE_RELEASE,
+    ));
     let csp = content_security_policy(&config);
     let server = HttpServer::new(move || {
         let test_control = idp.test_control;
