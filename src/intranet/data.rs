@@ -197,6 +197,9 @@ type PendingRow = (AuditEntry, oneshot::Sender<sqlx::Result<()>>);
 /// The most rows one audit transaction carries. Rows queue while a transaction commits; the
 /// next one takes up to this many of them.
 const MAX_AUDIT_BATCH: usize = 512;
+/// Batches of up to this many rows keep their INSERT prepared (sqlx's statement cache holds
+/// 100 statements per connection by default).
+const CACHED_BATCH_SIZES: usize = 48;
 // One statement binds 6 values a row: within SQLite's limit of 32,766 variables.
 const _: () = assert!(MAX_AUDIT_BATCH * 6 <= 32_766);
 
@@ -684,8 +687,12 @@ async fn insert_audit_rows<'c>(db: impl sqlx::SqliteExecutor<'c>, rows: &[&Audit
             .push_bind(&entry.client_addr)
             .push_bind(&entry.detail);
     });
-    // One statement per batch size: not worth a place in the connection's statement cache.
-    insert.build().persistent(false).execute(db).await.map(|_| ())
+    // One statement per batch size. The sizes a busy site sees most (up to the connections a
+    // server holds open, give or take) stay prepared on the writer's connection: parsing a
+    // statement cost as much as inserting its row (callgrind, BENCHMARKS.md). Larger batches
+    // are rare and prepared each time, so the cache holds at most CACHED_BATCH_SIZES of them.
+    let cached = rows.len() <= CACHED_BATCH_SIZES;
+    insert.build().persistent(cached).execute(db).await.map(|_| ())
 }
 
 #[cfg(test)]
