@@ -7,7 +7,7 @@ use actix_web_stepup::{AuthState, Decision, Requirement, StepUp, evaluate};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use super::data::{AuditEvent, AuditFilter, Customer, Employee, SalaryEntry};
+use super::data::{AuditEvent, AuditFilter, Customer, Employee, Listing, SalaryEntry};
 use super::errors::AppError;
 use super::paths;
 use super::requirements::{AuditAccess, SalaryAccess};
@@ -30,7 +30,7 @@ pub async fn home(nav: Nav) -> impl Responder {
 #[template(path = "intranet/customers.html")]
 struct CustomersPage {
     nav: Nav,
-    customers: Vec<Customer>,
+    customers: Listing<Customer>,
 }
 
 pub async fn customers(
@@ -65,7 +65,7 @@ pub async fn customer(
 #[template(path = "intranet/employees.html")]
 struct EmployeesPage {
     nav: Nav,
-    employees: Vec<Employee>,
+    employees: Listing<Employee>,
 }
 
 pub async fn employees(
