@@ -353,10 +353,19 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("cannot apply the database migrations")?;
+        let migrator = sqlx::migrate!("./migrations");
+        if let Err(first) = migrator.run(&pool).await {
+            // sqlx takes no lock on SQLite: another process starting on the same new file
+            // may be creating the same tables ("table customers already exists"). Each
+            // migration is one transaction, so ours rolled back; once the other has committed,
+            // a second run finds the migrations applied. A real fault fails again.
+            tracing::info!(error = %first, "applying the database migrations failed; trying once more");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            migrator
+                .run(&pool)
+                .await
+                .context("cannot apply the database migrations")?;
+        }
         let file = match path {
             Some(path) => Some(Arc::new(
                 DbFile::open(&path).with_context(|| format!("cannot read {}", path.display()))?,

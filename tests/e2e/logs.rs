@@ -192,3 +192,35 @@ async fn the_binary_logs_an_issuer_mismatch_with_both_spellings() {
         "and does not call it unavailable:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn two_intranets_started_together_on_a_new_database_both_serve() {
+    // sqlx takes no lock when it migrates SQLite: before the retry in `Database::connect`,
+    // one of the two processes stopped with "table customers already exists" every time.
+    let (s, data_dir) = TestApp::settings(|_| {});
+    let started: Vec<_> = (0..2)
+        .map(|i| {
+            let site = free_port();
+            let process = Process::start(
+                "intranet",
+                &[
+                    ("FABRIKAM_ADDR", site.to_string()),
+                    ("OIDC_ISSUER_URL", "http://127.0.0.1:9".into()),
+                    ("DATABASE_URL", s.database_url.clone()),
+                    ("RUST_LOG", "info".into()),
+                ],
+                data_dir.join(format!("intranet-{i}.log")),
+            );
+            (site, process)
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    for (site, process) in &started {
+        let health = first_answer(&client, &format!("http://{site}/healthz")).await;
+        assert_eq!(health.status(), StatusCode::OK, "{}", process.log().await);
+        let home = client.get(format!("http://{site}/")).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK, "{}", process.log().await);
+    }
+    drop(started);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
