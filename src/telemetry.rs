@@ -9,12 +9,8 @@
 
 use std::io::IsTerminal;
 
-use tracing::field::Field;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format;
 
 /// Installs the global subscriber once; later calls (tests) are no-ops and return `None`.
 /// Dropping the guard writes what is queued and stops the writer thread.
@@ -25,38 +21,11 @@ pub fn init() -> Option<WorkerGuard> {
         .lossy(false)
         .thread_name("fabrikam-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let installed = if std::io::stderr().is_terminal() {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .try_init()
-    } else {
-        // The same text without colours. The default field writer paints each name and `=`
-        // even with colours off (a third of a request line's cost, callgrind, BENCHMARKS.md);
-        // this one writes `name=value` directly.
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .with_ansi(false)
-            .fmt_fields(plain_fields())
-            .try_init()
-    };
-    installed.ok().map(|()| guard)
-}
-
-/// `message name=value name=value`, as the default field writer puts it without colours.
-fn plain_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
-    format::debug_fn(
-        |w: &mut format::Writer<'_>, field: &Field, value: &dyn std::fmt::Debug| {
-            if field.name() == "message" {
-                write!(w, "{value:?}")
-            } else if field.name().starts_with("log.") {
-                // A `log` record's metadata, which the default writer leaves out too.
-                Ok(())
-            } else {
-                write!(w, "{}={value:?}", field.name())
-            }
-        },
-    )
-    .delimited(" ")
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .ok()
+        .map(|()| guard)
 }
