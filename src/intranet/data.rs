@@ -681,7 +681,7 @@ async fn write_audit_rows(
 ) {
     let mut batch = Vec::with_capacity(MAX_AUDIT_BATCH);
     // A file's writer keeps one connection between batches (no pool hand-out and liveness
-    // ping per batch); it is dropped after an error, and the next batch takes a fresh one. An
+    // ping per batch); it is closed after an error, and the next batch takes another. An
     // in-memory database has one connection in all: the writer borrows it per batch.
     let mut own: Option<PoolConnection<Sqlite>> = None;
     while queue.recv_many(&mut batch, MAX_AUDIT_BATCH).await > 0 {
@@ -697,8 +697,11 @@ async fn write_audit_rows(
             },
             (None, false) => durably(file.as_deref(), insert_audit_rows(&pool, &rows)).await,
         };
-        if outcome.is_err() {
-            own = None;
+        if outcome.is_err()
+            && let Some(mut conn) = own.take()
+        {
+            // Closed, not handed back to the pool: the next batch opens a fresh connection.
+            conn.close_on_drop();
         }
         match outcome {
             Ok(()) => {
