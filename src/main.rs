@@ -82,8 +82,9 @@ fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// (its dynamic threshold, `mallopt(3)`) and keeps later buffers in its arenas for good.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_blocks_to_the_system() {
-    // SAFETY: mallopt only sets a parameter of the allocator (under glibc's own lock), and
-    // M_MMAP_THRESHOLD with 4 MiB is within its documented range; no pointer is involved.
+    // SAFETY: mallopt takes no pointer and only sets a malloc parameter; it is called first
+    // in main, before the workers and the log thread exist. 4 MiB is within the range
+    // mallopt(3) documents for 64-bit (on 32-bit it refuses, and the warning says so).
     let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20) };
     if set != 1 {
         eprintln!(
