@@ -398,6 +398,32 @@ mod tests {
     }
 
     #[test]
+    fn every_change_to_the_login_forgets_the_judged_one() {
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let typed = TypedSession::from_request(&req);
+        let judged = |req: &HttpRequest| req.extensions().get::<Judged>().map(|j| j.0.clone());
+        let alice = AuthState::new("alice", 1);
+        let login = SessionLogin {
+            id: "l".into(),
+            started_at: 1,
+            last_seen: 1,
+            dropped_roles: 0,
+        };
+        // Once judged, later calls in the request get that answer without reading the session.
+        req.extensions_mut().insert(Judged(Some(alice.clone())));
+        assert_eq!(typed.auth().unwrap(), Some(alice.clone()));
+        typed.log_in(&alice, &login).unwrap();
+        assert_eq!(judged(&req), None, "log_in forgets the judged login");
+        req.extensions_mut().insert(Judged(Some(alice.clone())));
+        typed.log_out();
+        assert_eq!(judged(&req), None, "log_out forgets it");
+        assert_eq!(typed.auth().unwrap(), None, "and the next call finds nobody");
+        req.extensions_mut().insert(Judged(Some(alice)));
+        typed.forget_login();
+        assert_eq!(judged(&req), None, "forget_login forgets it");
+    }
+
+    #[test]
     fn the_stored_login_keeps_every_field_in_fewer_bytes() {
         let mut auth = AuthState::new("alice", 1_800_000_001);
         auth.name = Some("Alice Ashford".into());
