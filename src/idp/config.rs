@@ -441,8 +441,10 @@ impl UserSpec {
             .as_ref()
             .is_some_and(|p| p.expose_secret() == documented);
         let hashed = self.password.is_none()
-            && self.password_hash.is_some()
-            && self.password_hash.as_deref() == demo_password_hash(&self.username);
+            && self
+                .password_hash
+                .as_deref()
+                .is_some_and(|h| demo_password_hash(&self.username) == Some(h));
         (given || hashed).then_some(documented)
     }
 
